@@ -1,0 +1,1 @@
+"""vLLM Lab helpers: everything the notebooks call."""

@@ -1,0 +1,167 @@
+"""`vllm-lab`: the lab from a terminal, for instructors and for the setup script."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import LabError
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import format_report, ready, run_checks
+
+    checks = run_checks()
+    print(format_report(checks))
+    return 0 if ready(checks) else 1
+
+
+def _cmd_prepare_models(args: argparse.Namespace) -> int:
+    from .models import prepare_models
+
+    for key, path in prepare_models(force=args.force).items():
+        print(f"{key}: {path}")
+    return 0
+
+
+def _cmd_build_image(args: argparse.Namespace) -> int:
+    from .image import build_image
+
+    print(build_image(compiler=args.compiler, force=args.force))
+    return 0
+
+
+def _cmd_podman_ok(args: argparse.Namespace) -> int:
+    from .podman_cli import podman_status
+
+    ok, reason = podman_status()
+    print(reason, file=sys.stderr)
+    return 0 if ok else 1
+
+
+def _configs(args: argparse.Namespace):
+    from .config import chat_server, embedding_server
+
+    overrides = {} if args.port is None else {"port": args.port}
+    if args.eager is not None:
+        overrides["enforce_eager"] = args.eager
+    configs = [] if args.embed_only else [chat_server(args.profile, **overrides)]
+    if args.embed or args.embed_only:
+        configs.append(embedding_server(args.profile))
+    return configs
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from . import server
+
+    for config in _configs(args):
+        runtime = server.get_runtime(args.runtime, config)
+        print(f"# {config.name} ({runtime.kind}):\n{runtime.preview(config)}\n")
+        if args.dry_run:
+            continue
+        srv = runtime.start(config, on_log=(print if args.verbose else None))
+        print(srv)
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    from . import server
+
+    if args.stale:
+        removed = server.cleanup_stale()
+        print("removed stale: " + (", ".join(removed) or "none"))
+        return 0
+    if args.all:
+        stopped = server.stop_all()
+    else:
+        stopped = [name for name in args.names if server.stop(name)]
+    print("stopped: " + (", ".join(stopped) or "none"))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from . import server
+
+    infos = server.list_servers()
+    if not infos:
+        print("no lab servers")
+        return 0
+    print(f"{'NAME':<12} {'RUNTIME':<8} {'STATE':<9} {'HEALTH':<7} {'URL':<24} MODEL")
+    for i in infos:
+        health = "ok" if i.state == "running" and server.check_health(i.base_url) else "-"
+        print(f"{i.name:<12} {i.runtime:<8} {i.state:<9} {health:<7} {i.base_url:<24} "
+              f"{i.model_name}")
+    return 0
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from . import server
+
+    srv = server.get(args.name)
+    if args.follow:
+        try:
+            for line in srv.follow_logs(tail=args.tail):
+                print(line, flush=True)
+        except KeyboardInterrupt:
+            pass
+    else:
+        print(srv.logs(tail=args.tail))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vllm-lab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("doctor", help="what is ready, and the fix for what is not").set_defaults(
+        func=_cmd_doctor)
+    p = sub.add_parser("prepare-models", help="build the bundled models into the cache")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_cmd_prepare_models)
+    p = sub.add_parser("build-image", help="build the vLLM CPU container image")
+    p.add_argument("--compiler", action="store_true",
+                   help="add g++ so torch.compile works (slower start, faster decoding)")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_cmd_build_image)
+    sub.add_parser("podman-ok", help="exit 0 if Podman can run containers").set_defaults(
+        func=_cmd_podman_ok)
+
+    p = sub.add_parser("up", help="start (or reuse) the chat server, optionally the embeddings one")
+    p.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--runtime", choices=["auto", "podman", "local"], default="auto")
+    p.add_argument("--port", type=int)
+    p.add_argument("--embed", action="store_true", help="also start the embeddings server")
+    p.add_argument("--embed-only", action="store_true")
+    p.add_argument("--compile", dest="eager", action="store_false", default=None,
+                   help="use torch.compile (needs the -compile image or a local compiler)")
+    p.add_argument("--dry-run", action="store_true", help="print the commands only")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the log while starting")
+    p.set_defaults(func=_cmd_up)
+
+    p = sub.add_parser("down", help="stop lab servers")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--stale", action="store_true", help="only those a killed session left")
+    p.set_defaults(func=_cmd_down)
+
+    sub.add_parser("status", help="every lab server, both runtimes").set_defaults(
+        func=_cmd_status)
+    p = sub.add_parser("logs", help="a server's log")
+    p.add_argument("name", nargs="?", default="chat")
+    p.add_argument("--tail", type=int, default=100)
+    p.add_argument("-f", "--follow", action="store_true")
+    p.set_defaults(func=_cmd_logs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

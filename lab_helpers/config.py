@@ -1,0 +1,226 @@
+"""What a vLLM server is: ServerConfig, the `cpu` and `gpu` profiles, and the vLLM argv.
+
+A config is plain data. Both runtimes (Podman and a local process) turn the same config into
+the same vLLM arguments; only where the model lives differs (a host path, or the path it is
+mounted at inside the container). The config hash decides whether a running server can be
+reused: same hash, same server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Device = Literal["cpu", "gpu"]
+Runner = Literal["generate", "pooling"]
+
+CONTAINER_PORT = 8000
+CONTAINER_MODEL_ROOT = "/models"
+
+# The upstream GPU image, pinned to the vLLM version the lab teaches.
+GPU_IMAGE = "docker.io/vllm/vllm-openai:v0.32.0"
+CPU_IMAGE = "localhost/vllm-lab-cpu:0.32.0"
+GPU_CHAT_MODEL = "Qwen/Qwen2.5-3B-Instruct"
+GPU_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything that makes one vLLM server. Immutable: derive variants with `.replace()`."""
+
+    model: str
+    """A local model directory, or a Hugging Face id (GPU profile on a host with internet)."""
+    name: str = "chat"
+    """The lab's name for this server; the container is `vllm-lab-<name>`."""
+    served_model_name: str | None = None
+    port: int = 8000
+    host: str = "127.0.0.1"
+    dtype: str = "bfloat16"
+    max_model_len: int | None = None
+    """None lets vLLM read the model's own context length from its config."""
+    runner: Runner = "generate"
+    enable_tools: bool = False
+    tool_call_parser: str | None = None
+    chat_template: str | None = None
+    """A chat template file; None uses the tokenizer's own template."""
+    enforce_eager: bool = True
+    """Skip torch.compile/CUDA graphs: ~30 s start instead of 80-110 s on CPU, ~10% slower."""
+    device: Device = "cpu"
+    image: str = CPU_IMAGE
+    kv_cache_gib: int = 1
+    """CPU only: VLLM_CPU_KVCACHE_SPACE. Without it vLLM reserves ~92% of RAM."""
+    gpu_memory_utilization: float | None = None
+    offline: bool = True
+    """No hub access: the model must be a local directory."""
+    extra_args: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ValueError(
+                f"Server name {self.name!r} must be lower-case letters, digits, '-', '_' or '.'"
+            )
+        if not 1 <= self.port <= 65535:
+            raise ValueError(f"Port {self.port} is outside 1-65535")
+        if self.enable_tools and not self.tool_call_parser:
+            raise ValueError("enable_tools needs a tool_call_parser (e.g. 'hermes')")
+        object.__setattr__(self, "extra_args", tuple(self.extra_args))
+        object.__setattr__(self, "env", dict(self.env))
+
+    # -- derived facts -------------------------------------------------------------------
+
+    @property
+    def is_local_model(self) -> bool:
+        return (self.model.startswith(("/", "./", "../", "~"))
+                or Path(self.model).expanduser().is_dir())
+
+    @property
+    def model_path(self) -> Path | None:
+        return Path(self.model).expanduser().resolve() if self.is_local_model else None
+
+    @property
+    def model_name(self) -> str:
+        """The name clients send in requests."""
+        if self.served_model_name:
+            return self.served_model_name
+        return Path(self.model).name if self.is_local_model else self.model
+
+    @property
+    def container_name(self) -> str:
+        return f"vllm-lab-{self.name}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def replace(self, **changes: object) -> ServerConfig:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def config_hash(self) -> str:
+        """Stable hash of everything that shapes the server (the API key is not part of it)."""
+        data = dataclasses.asdict(self)
+        data["env"] = dict(sorted(self.env.items()))
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    # -- vLLM arguments ------------------------------------------------------------------
+
+    def vllm_args(self, *, model: str | None = None, chat_template: str | None = None,
+                  host: str | None = None, port: int | None = None) -> list[str]:
+        """Arguments after `python -m vllm.entrypoints.openai.api_server`.
+
+        The runtime passes where the model and template are *as the server sees them*
+        (a container mount or a host path) and the address to bind.
+        """
+        args = [
+            "--model", model or self.model,
+            "--served-model-name", self.model_name,
+            "--host", host or self.host,
+            "--port", str(port or self.port),
+            "--dtype", self.dtype,
+        ]
+        if self.max_model_len:
+            args += ["--max-model-len", str(self.max_model_len)]
+        if self.runner != "generate":
+            args += ["--runner", self.runner]
+        if self.enable_tools:
+            args += ["--enable-auto-tool-choice", "--tool-call-parser", str(self.tool_call_parser)]
+        template = chat_template or self.chat_template
+        if template:
+            args += ["--chat-template", template]
+        if self.enforce_eager:
+            args.append("--enforce-eager")
+        if self.gpu_memory_utilization is not None:
+            args += ["--gpu-memory-utilization", str(self.gpu_memory_utilization)]
+        args += list(self.extra_args)
+        return args
+
+    def server_env(self) -> dict[str, str]:
+        """Environment for the server process (the API key is added by the runtime)."""
+        env: dict[str, str] = {}
+        if self.device == "cpu":
+            env["VLLM_CPU_KVCACHE_SPACE"] = str(self.kv_cache_gib)
+        if self.offline:
+            env["HF_HUB_OFFLINE"] = "1"
+        env.update(self.env)
+        return env
+
+
+def _bundled(key: str) -> tuple[str, int | None]:
+    """Path and context length of a bundled model, prepared if needed."""
+    from .models import model_facts, prepare_model
+
+    path = prepare_model(key, progress=False)
+    return str(path), model_facts(path).max_context
+
+
+def chat_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
+    """The chat server of a profile, with tool calling on (modules 1-4 share it).
+
+    cpu: the bundled SmolLM2-135M-Instruct on the lab's vllm-cpu image; its prepared chat
+    template renders tools in Hermes format. gpu: a stronger instruct model on the upstream
+    image, pulled from the hub (needs internet and an NVIDIA GPU with CDI).
+    """
+    if profile == "cpu":
+        from .models import CHAT_MODEL
+
+        model, context = _bundled(CHAT_MODEL)
+        base = ServerConfig(
+            model=model,
+            name="chat",
+            served_model_name=CHAT_MODEL,
+            port=8000,
+            max_model_len=context,
+            enable_tools=True,
+            tool_call_parser="hermes",
+            device="cpu",
+            image=CPU_IMAGE,
+        )
+    elif profile == "gpu":
+        base = ServerConfig(
+            model=GPU_CHAT_MODEL,
+            name="chat",
+            served_model_name="qwen2.5-3b-instruct",
+            port=8000,
+            dtype="auto",
+            enable_tools=True,
+            tool_call_parser="hermes",
+            enforce_eager=False,
+            device="gpu",
+            image=GPU_IMAGE,
+            gpu_memory_utilization=0.85,
+            offline=False,
+        )
+    else:
+        raise ValueError(f"Unknown profile {profile!r}: choose 'cpu' or 'gpu'")
+    return base.replace(**overrides) if overrides else base
+
+
+def embedding_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
+    """A second server with the bundled embeddings model (all-MiniLM-L6-v2)."""
+    if profile == "cpu":
+        from .models import EMBEDDING_MODEL
+
+        model, context = _bundled(EMBEDDING_MODEL)
+        base = ServerConfig(
+            model=model, name="embed", served_model_name=EMBEDDING_MODEL, port=8001,
+            max_model_len=context, runner="pooling", dtype="float32", device="cpu",
+            image=CPU_IMAGE,
+        )
+    elif profile == "gpu":
+        base = ServerConfig(
+            model=GPU_EMBEDDING_MODEL, name="embed", served_model_name="all-minilm-l6-v2",
+            port=8001, runner="pooling", dtype="auto", device="gpu", image=GPU_IMAGE,
+            enforce_eager=False, gpu_memory_utilization=0.10, offline=False,
+        )
+    else:
+        raise ValueError(f"Unknown profile {profile!r}: choose 'cpu' or 'gpu'")
+    return base.replace(**overrides) if overrides else base

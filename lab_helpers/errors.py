@@ -1,0 +1,64 @@
+"""Errors a learner can act on: what failed, the likely cause, and the command that fixes it."""
+
+from __future__ import annotations
+
+
+class LabError(RuntimeError):
+    """Base class. `fix` is the exact command or step that resolves the problem."""
+
+    def __init__(self, what: str, *, cause: str = "", fix: str = "", details: str = "") -> None:
+        self.what = what
+        self.cause = cause
+        self.fix = fix
+        self.details = details
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        parts = [self.what]
+        if self.cause:
+            parts.append(f"Likely cause: {self.cause}")
+        if self.fix:
+            parts.append(f"Fix: {self.fix}")
+        if self.details:
+            parts.append(self.details)
+        return "\n".join(parts)
+
+
+class ModelNotFound(LabError):
+    """The model is neither a prepared/local directory nor available offline."""
+
+
+class ModelCacheError(LabError):
+    """A prepared model could not be built or verified."""
+
+
+class PortInUse(LabError):
+    """The host port a server should bind is taken."""
+
+
+class PodmanUnavailable(LabError):
+    """Podman is missing or cannot run containers here."""
+
+
+class ImageMissing(LabError):
+    """The container image for the chosen profile is not built or pulled."""
+
+
+class ImageBuildError(LabError):
+    """Building the lab's container image failed."""
+
+
+class InsufficientMemory(LabError):
+    """Not enough free memory for the model plus its KV cache."""
+
+
+class GPUUnavailable(LabError):
+    """A GPU profile was chosen on a machine without a usable GPU."""
+
+
+class ServerStartError(LabError):
+    """The server process or container died, or never became healthy."""
+
+
+class ServerNotFound(LabError):
+    """No lab server of that name is running."""

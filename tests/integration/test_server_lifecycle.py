@@ -1,0 +1,192 @@
+"""Real vLLM servers in both runtimes: start, chat, embeddings, reuse, replace, failures.
+
+The Podman servers use the lab's default names and ports, so the notebooks that run later in
+the same test session reuse them instead of paying another start.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+
+import httpx
+import pytest
+
+from lab_helpers import server
+from lab_helpers.config import chat_server, embedding_server
+from lab_helpers.errors import PortInUse, ServerStartError
+from lab_helpers.podman_cli import image_exists, podman_status, run_podman
+
+pytestmark = pytest.mark.integration
+
+RUNTIMES = [
+    "local",
+    pytest.param("podman", marks=[
+        pytest.mark.podman,
+        pytest.mark.skipif(not podman_status()[0], reason="Podman is not usable here"),
+    ]),
+]
+# Names and ports per runtime; Podman gets the defaults the notebooks use.
+SETTINGS = {
+    "podman": {"chat": {}, "embed": {}},
+    "local": {"chat": {"name": "chat-local", "port": 8010},
+              "embed": {"name": "embed-local", "port": 8011}},
+}
+
+
+@pytest.fixture(scope="module", params=RUNTIMES)
+def runtime(request) -> server.Runtime:
+    if request.param == "podman" and not image_exists(chat_server().image):
+        pytest.fail("the lab image is not built: run `vllm-lab build-image` (./lab test does)")
+    return server.get_runtime(request.param)
+
+
+@pytest.fixture(scope="module")
+def chat(runtime):
+    config = chat_server("cpu", **SETTINGS[runtime.kind]["chat"])
+    srv = runtime.start(config)
+    yield srv
+    if runtime.kind == "local":
+        srv.stop()
+
+
+def test_chat_completion(chat):
+    assert chat.health()
+    reply = chat.client().chat.completions.create(
+        model=chat.model_name, max_tokens=16, temperature=0,
+        messages=[{"role": "user", "content": "Say hello to an ACME customer."}],
+    )
+    assert reply.choices[0].message.content.strip()
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+
+
+def test_models_endpoint_lists_the_served_name(chat):
+    names = [m.id for m in chat.client().models.list().data]
+    assert names == [chat.model_name]
+
+
+def test_api_key_is_required(chat):
+    response = httpx.get(f"{chat.base_url}/v1/models", timeout=10)
+    assert response.status_code == 401
+    assert chat.api_key.startswith("lab-")
+
+
+def _check_embeddings(embed: server.Server) -> None:
+    result = embed.client().embeddings.create(
+        model=embed.model_name, input=["Where is my order?", "Track my package"])
+    vectors = [d.embedding for d in result.data]
+    assert len(vectors) == 2 and len(vectors[0]) == len(vectors[1]) > 100
+
+
+def test_embeddings_server(runtime, chat):
+    """A second model next to the chat one; on the local runtime, as a context manager."""
+    config = embedding_server("cpu", **SETTINGS[runtime.kind]["embed"])
+    if runtime.kind == "local":
+        with runtime.start(config) as embed:
+            _check_embeddings(embed)
+            assert chat.health()
+        assert runtime.find(config.name) is None, "leaving the with block stops the server"
+    else:
+        _check_embeddings(runtime.start(config))
+
+
+def test_same_config_is_reused(runtime, chat):
+    again = runtime.start(chat.config)
+    assert again.reused
+    assert again.info.ident == chat.info.ident
+
+
+def test_get_finds_the_server_by_name(chat):
+    found = server.get(chat.name)
+    assert found.base_url == chat.base_url and found.api_key == chat.api_key
+
+
+def test_listed_with_its_runtime(chat):
+    listed = {(i.name, i.runtime, i.state) for i in server.list_servers()}
+    assert (chat.name, chat.runtime.kind, "running") in listed
+
+
+def test_logs_and_follow(chat):
+    log = chat.logs(tail=50)
+    assert len(log.splitlines()) > 3
+    lines = []
+    for line in chat.follow_logs(tail=5):
+        lines.append(line)
+        if len(lines) == 5:
+            break
+    assert len(lines) == 5
+
+
+def test_port_in_use_fails_before_launching(runtime, chat):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        config = chat.config.replace(name="portclash", port=port)
+        with pytest.raises(PortInUse):
+            runtime.start(config)
+    assert runtime.find("portclash") is None
+
+
+def test_invalid_extra_argument_fails_with_the_log(runtime, chat):
+    config = chat.config.replace(name="badargs", port=server.free_port(),
+                                 extra_args=("--no-such-vllm-flag",))
+    with pytest.raises(ServerStartError) as err:
+        runtime.start(config, timeout=180)
+    assert "--no-such-vllm-flag" in err.value.details
+    assert "extra_args" in err.value.cause
+    assert runtime.find("badargs") is None, "a failed start must leave nothing behind"
+
+
+def test_engine_death_is_reported_fast(runtime, chat, tmp_path):
+    """Corrupt weights: the API process lives, the engine dies while loading them."""
+    broken = tmp_path / "broken-model"
+    shutil.copytree(chat.config.model_path, broken)
+    for weights in broken.glob("*.safetensors"):
+        weights.write_bytes(weights.read_bytes()[: 4096])
+    config = chat.config.replace(name="deadengine", port=server.free_port(), model=str(broken))
+    began = time.monotonic()
+    with pytest.raises(ServerStartError) as err:
+        runtime.start(config, timeout=300)
+    elapsed = time.monotonic() - began
+    assert "last log lines" in err.value.details
+    assert elapsed < 150, f"death noticed after {elapsed:.0f} s: it should not wait for timeout"
+    assert runtime.find("deadengine") is None
+
+
+def test_stale_servers_are_cleaned_up(runtime, chat):
+    name = "stale-test"
+    if runtime.kind == "podman":
+        # What a killed session leaves: a lab-labelled container that is no longer running.
+        run_podman("run", "--name", f"vllm-lab-{name}", "--label", "io.vllm-lab.managed=true",
+                   "--label", f"io.vllm-lab.name={name}", "--label", "io.vllm-lab.port=1",
+                   "--entrypoint", "true", chat.config.image, timeout=120)
+    else:
+        from lab_helpers.paths import servers_dir
+
+        (servers_dir() / f"{name}.local.json").write_text(json.dumps({
+            "name": name, "pid": 2**22 + 1, "host": "127.0.0.1", "port": 1,
+            "model_name": "x", "config_hash": "x", "log": "/dev/null"}))
+    assert runtime.find(name) is not None
+    removed = runtime.cleanup_stale()
+    assert name in removed and chat.name not in removed
+    assert runtime.find(name) is None
+    assert chat.health()
+
+
+def test_different_config_replaces_the_server(runtime, chat):
+    if runtime.kind != "local":
+        pytest.skip("shown once, on the local runtime, to keep the default Podman server "
+                    "for the notebooks")
+    changed = chat.config.replace(extra_args=("--max-num-seqs", "8"))
+    replaced = runtime.start(changed)
+    try:
+        assert not replaced.reused
+        assert replaced.info.ident != chat.info.ident
+        assert replaced.info.config_hash == changed.config_hash()
+        assert replaced.health()
+    finally:
+        replaced.stop()
+    assert runtime.find(chat.name) is None

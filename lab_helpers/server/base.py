@@ -32,9 +32,11 @@ from . import gpu
 
 # Lines that mean the engine is dead even if the process or container still looks alive.
 FATAL_LOG = re.compile(
-    r"Engine core initialization failed|EngineDeadError|EngineCore failed to start"
-    r"|RuntimeError: |ValueError: |OSError: |error: (argument|unrecognized arguments)"
-    r"|Traceback \(most recent call last\)"
+    r"\bERROR \d\d-\d\d "  # vLLM's own error-level log lines
+    r"|Engine core initialization failed|EngineDeadError"
+    r"|: error: "  # argparse rejecting the command line
+    r"|^Traceback \(most recent call last\)",
+    re.MULTILINE,
 )
 # Once a fatal line is seen, how long the server still gets to answer /health.
 FATAL_GRACE_S = 4.0

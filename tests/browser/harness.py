@@ -114,11 +114,10 @@ def run_all_cells(page, timeout_s: float = 900) -> None:
     raise TimeoutError(f"cells still running after {timeout_s:.0f} s")
 
 
-def cell_errors(page) -> list[str]:
-    """Texts of error outputs in the open notebook."""
-    return page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] "
-                        ", .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']"
-                        ).all_inner_texts()
+def error_outputs(page) -> list[str]:
+    """Texts of the error outputs (tracebacks) in the open notebook."""
+    return page.locator(".jp-OutputArea-output[data-mime-type="
+                        "'application/vnd.jupyter.error']").all_inner_texts()
 
 
 def screenshot(page, name: str) -> Path:

@@ -1,0 +1,375 @@
+"""ChatWidget: chat with a lab server in a notebook, watching each answer stream in.
+
+    from lab_helpers.widgets import ChatWidget
+    ChatWidget()                      # the "chat" server; ChatWidget(session) for your own
+
+The widget is a view on a `ChatSession` (lab_helpers.chat): the session holds the conversation
+and does the requests, the widget only forwards clicks and settings to it and shows what it
+returns. Answers stream on a background thread, so the notebook stays responsive and Stop
+works. Nothing here prints: everything shows in widget values, errors included (what happened
+and how to fix it, never a traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import ipywidgets as widgets
+
+from ..chat import (
+    DEFAULT_SERVER,
+    ChatSession,
+    ChatTurn,
+    Endpoint,
+    ServerUnavailable,
+)
+from ..errors import LabError
+
+# How often the streamed answer is pushed to the browser (seconds): each push is a message.
+REFRESH_S = 0.05
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The session's own defaults, so the controls start where a bare ChatSession() does.
+_DEFAULTS = {
+    name: param.default
+    for name, param in inspect.signature(ChatSession.__init__).parameters.items()
+    if param.default is not inspect.Parameter.empty
+}
+
+
+# -- helpers shared by the lab's widgets -------------------------------------------------------
+
+
+def error_html(exc: BaseException) -> str:
+    """An error as a short HTML message: what happened, the likely cause, the fix."""
+    if isinstance(exc, LabError):
+        parts = [f"<b>{html.escape(exc.what)}</b>"]
+        if exc.cause:
+            parts.append(f"Likely cause: {html.escape(exc.cause)}")
+        if exc.fix:
+            parts.append(f"Fix: <code>{html.escape(exc.fix)}</code>")
+    else:
+        parts = [f"<b>Unexpected error: {html.escape(type(exc).__name__)}: "
+                 f"{html.escape(str(exc))}</b>",
+                 "Fix: try again; if it persists, look at the server log (vllm-lab logs)."]
+    return ('<div style="color:#a40000;white-space:pre-wrap">' + "<br>".join(parts)
+            + "</div>")
+
+
+def note_html(text: str, color: str = "#555") -> str:
+    return f'<div style="color:{color};white-space:pre-wrap">{html.escape(text)}</div>'
+
+
+def captured(method: F) -> F:
+    """Catch any exception of a widget callback and show it with the object's `_show_error`."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - shown in the widget instead of a traceback
+            self._show_error(exc)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _turn_html(turn: ChatTurn) -> str:
+    mark = " <i>[stopped]</i>" if turn.stopped else ""
+    stats = f'<div style="color:#777;font-size:85%">{html.escape(turn.stats.summary())}</div>' \
+        if turn.stats else ""
+    return (
+        f'<div style="margin:4px 0"><b>You:</b> '
+        f'<span style="white-space:pre-wrap">{html.escape(turn.user)}</span></div>'
+        f'<div style="margin:4px 0 10px 0"><b>{html.escape(turn.model or "Assistant")}:</b> '
+        f'<span style="white-space:pre-wrap">{html.escape(turn.answer)}</span>{mark}{stats}'
+        "</div>"
+    )
+
+
+# -- the widget --------------------------------------------------------------------------------
+
+
+class ChatWidget(widgets.VBox):
+    """Chat UI over a ChatSession: settings, model picker, streamed answer, per-answer metrics.
+
+    `session` defaults to a ChatSession on the "chat" lab server. `endpoints` are the choices of
+    the model picker (default: every running lab chat server); the picker shows only when there
+    is more than one. If no server is running, the widget says how to start one; the ↻ button
+    looks again.
+    """
+
+    def __init__(self, session: ChatSession | None = None, *,
+                 endpoints: list[Endpoint] | None = None, **session_kwargs: Any) -> None:
+        self._session = session
+        self._session_kwargs = session_kwargs
+        self._thread: threading.Thread | None = None
+
+        self._model = widgets.Dropdown(description="Model", layout={"width": "420px"})
+        self._refresh = widgets.Button(icon="refresh", tooltip="look for running lab servers",
+                                       layout={"width": "40px"})
+        self._system = widgets.Textarea(
+            description="System", layout={"width": "98%", "height": "60px"},
+            value=session.system_prompt if session else _DEFAULTS["system_prompt"],
+        )
+        self._temperature = widgets.FloatSlider(
+            description="temperature", min=0.0, max=2.0, step=0.05, readout_format=".2f",
+            value=session.temperature if session else _DEFAULTS["temperature"],
+        )
+        self._top_p = widgets.FloatSlider(
+            description="top_p", min=0.05, max=1.0, step=0.05, readout_format=".2f",
+            value=session.top_p if session else _DEFAULTS["top_p"],
+        )
+        self._max_tokens = widgets.BoundedIntText(
+            description="max_tokens", min=1, max=1_000_000, layout={"width": "200px"},
+            value=session.max_tokens if session else _DEFAULTS["max_tokens"],
+        )
+        self._history = widgets.HTML()
+        self._answer = widgets.HTML()
+        self._metrics = widgets.HTML()
+        self._status = widgets.HTML()
+        self._message = widgets.Textarea(placeholder="Ask something, then click Send",
+                                         layout={"width": "98%", "height": "60px"})
+        self._send = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
+        self._stop = widgets.Button(description="Stop", icon="stop", disabled=True)
+        self._clear = widgets.Button(description="Clear", icon="trash")
+
+        self._send.on_click(self._on_send)
+        self._stop.on_click(self._on_stop)
+        self._clear.on_click(self._on_clear)
+        self._refresh.on_click(self._on_refresh)
+        self._model.observe(self._on_model, names="value")
+        self._system.observe(self._on_system, names="value")
+        self._temperature.observe(self._on_temperature, names="value")
+        self._top_p.observe(self._on_top_p, names="value")
+        self._max_tokens.observe(self._on_max_tokens, names="value")
+
+        super().__init__(children=[
+            widgets.HBox([self._model, self._refresh]),
+            self._system,
+            widgets.HBox([self._temperature, self._top_p, self._max_tokens]),
+            self._history,
+            self._answer,
+            self._metrics,
+            self._message,
+            widgets.HBox([self._send, self._stop, self._clear]),
+            self._status,
+        ])
+        if session is not None:
+            self._history.value = "".join(_turn_html(t) for t in session.history)
+        self._set_endpoints(endpoints)
+
+    # -- read-only surface -------------------------------------------------------------------
+
+    @property
+    def session(self) -> ChatSession | None:
+        return self._session
+
+    @property
+    def busy(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def answer(self) -> str:
+        """The latest answer area (HTML)."""
+        return self._answer.value
+
+    @property
+    def metrics_line(self) -> str:
+        """The metrics line under the latest answer (HTML)."""
+        return self._metrics.value
+
+    @property
+    def status(self) -> str:
+        """The message line: errors and what to do about them (HTML)."""
+        return self._status.value
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the running answer is finished; True if nothing is running any more."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.busy
+
+    def refresh_models(self) -> None:
+        """Look for running lab chat servers again (the model picker's choices)."""
+        self._set_endpoints(None)
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    @captured
+    def _on_send(self, _button: widgets.Button) -> None:
+        if self.busy:
+            self._status.value = note_html("An answer is still streaming: Stop it first.")
+            return
+        if self._session is None:
+            self._set_endpoints(None)
+            if self._session is None:
+                return
+        self._status.value = ""
+        self._set_busy(True)
+        self._thread = threading.Thread(target=self._generate, args=(self._message.value,),
+                                        name="vllm-lab-chat", daemon=True)
+        self._thread.start()
+
+    @captured
+    def _on_stop(self, _button: widgets.Button) -> None:
+        # The streaming thread ends the turn and says so; stopping takes one token at most.
+        if self._session is not None:
+            self._session.stop()
+
+    @captured
+    def _on_clear(self, _button: widgets.Button) -> None:
+        if self._session is None:
+            return
+        if self.busy:
+            self._session.stop()
+            self.wait(5.0)
+        self._session.clear()
+        self._history.value = self._answer.value = self._metrics.value = ""
+        self._status.value = note_html("Conversation cleared.")
+
+    @captured
+    def _on_refresh(self, _button: widgets.Button) -> None:
+        self.refresh_models()
+
+    @captured
+    def _on_model(self, change: dict[str, Any]) -> None:
+        endpoint = change["new"]
+        if self._session is None or endpoint is None or endpoint == self._session.endpoint:
+            return
+        self._session.use(endpoint)
+        self._status.value = note_html(f"Now chatting with {endpoint.label}.")
+
+    @captured
+    def _on_system(self, change: dict[str, Any]) -> None:
+        if self._session is not None:
+            self._session.system_prompt = change["new"]
+
+    @captured
+    def _on_temperature(self, change: dict[str, Any]) -> None:
+        if self._session is not None:
+            self._session.temperature = change["new"]
+
+    @captured
+    def _on_top_p(self, change: dict[str, Any]) -> None:
+        if self._session is not None:
+            self._session.top_p = change["new"]
+
+    @captured
+    def _on_max_tokens(self, change: dict[str, Any]) -> None:
+        if self._session is not None:
+            self._session.max_tokens = change["new"]
+
+    # -- the streaming thread ----------------------------------------------------------------
+
+    def _generate(self, text: str) -> None:
+        session = self._session
+        assert session is not None
+        try:
+            pieces = session.send(text)  # checks the input: raises before anything changes
+            self._message.value = ""
+            self._history.value = "".join(_turn_html(t) for t in session.history)
+            self._metrics.value = ""
+            self._answer.value = self._answer_html(text, "")
+            answer, pushed = "", 0.0
+            for piece in pieces:
+                answer += piece
+                now = time.monotonic()
+                if now - pushed >= REFRESH_S:
+                    self._answer.value = self._answer_html(text, answer)
+                    pushed = now
+            turn = session.history[-1]
+            self._answer.value = self._answer_html(text, turn.answer, stopped=turn.stopped)
+            self._metrics.value = self._metrics_html(turn)
+            self._status.value = (note_html("Stopped: the partial answer stays in the history.")
+                                  if turn.stopped else "")
+        except ServerUnavailable as exc:
+            # The session rolled the turn back: put the message back so Send resends it.
+            if exc.unsent and not self._message.value:
+                self._message.value = exc.unsent
+            self._answer.value = self._metrics.value = ""
+            self._status.value = error_html(exc)
+        except Exception as exc:  # noqa: BLE001 - shown in the widget, never a traceback
+            self._show_error(exc)
+        finally:
+            self._set_busy(False)
+
+    # -- display -----------------------------------------------------------------------------
+
+    def _answer_html(self, user: str, text: str, stopped: bool = False) -> str:
+        """The turn being answered: the user's message at once, the answer as it streams."""
+        model = self._session.model if self._session else "Assistant"
+        mark = " <i>[stopped]</i>" if stopped else ""
+        return (f'<div style="margin:4px 0"><b>You:</b> '
+                f'<span style="white-space:pre-wrap">{html.escape(user)}</span></div>'
+                f'<div style="margin:4px 0"><b>{html.escape(model)}:</b> '
+                f'<span style="white-space:pre-wrap">{html.escape(text)}</span>{mark}</div>')
+
+    @staticmethod
+    def _metrics_html(turn: ChatTurn) -> str:
+        if turn.stats is None:
+            return ""
+        return (f'<div style="color:#777;font-size:85%">{html.escape(turn.stats.summary())}'
+                "</div>")
+
+    def _show_error(self, exc: BaseException) -> None:
+        self._status.value = error_html(exc)
+
+    def _set_busy(self, busy: bool) -> None:
+        self._send.disabled = busy
+        self._clear.disabled = busy
+        self._model.disabled = busy
+        self._stop.disabled = not busy
+
+    def _set_endpoints(self, endpoints: list[Endpoint] | None) -> None:
+        """Fill the model picker; create the session if there was none yet."""
+        if endpoints is None:
+            try:
+                endpoints = ChatSession.lab_endpoints()
+            except Exception as exc:  # noqa: BLE001
+                endpoints = []
+                self._show_error(exc)
+        if self._session is None:
+            self._session = self._new_session(endpoints)
+        if self._session is None:
+            self._model.options = []
+            self._model.layout.display = "none"
+            self._send.disabled = True
+            return
+        current = self._session.endpoint
+        choices = list(endpoints)
+        if current not in choices:
+            same = [e for e in choices if (e.base_url, e.model) == (current.base_url,
+                                                                     current.model)]
+            choices = [current] + [e for e in choices if e not in same]
+        self._model.unobserve(self._on_model, names="value")
+        try:
+            self._model.options = [(e.label, e) for e in choices]
+            self._model.value = current
+        finally:
+            self._model.observe(self._on_model, names="value")
+        self._model.layout.display = "" if len(choices) > 1 else "none"
+        self._send.disabled = self.busy
+
+    def _new_session(self, endpoints: list[Endpoint]) -> ChatSession | None:
+        settings = {
+            "system_prompt": self._system.value, "temperature": self._temperature.value,
+            "top_p": self._top_p.value, "max_tokens": self._max_tokens.value,
+            **self._session_kwargs,
+        }
+        preferred = [e for e in endpoints if e.server_name == DEFAULT_SERVER] or endpoints
+        if not preferred:
+            self._status.value = error_html(LabError(
+                "No lab chat server is running.",
+                fix="start one: vllm-lab up   (in a terminal), then click ↻",
+            ))
+            return None
+        return ChatSession(preferred[0], **settings)

@@ -1,0 +1,53 @@
+"""Browser fixtures: one JupyterLab and one Chromium for the whole browser test session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from lab_helpers.server import free_port
+
+from .harness import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    chromium_available,
+    start_jupyterlab,
+    stop_jupyterlab,
+)
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+@pytest.fixture(scope="session")
+def jupyterlab(tmp_path_factory):
+    """JupyterLab on a copy of the notebooks: autosave must not write outputs into git."""
+    work = tmp_path_factory.mktemp("jupyterlab")
+    root = work / "notebooks"
+    shutil.copytree(NOTEBOOKS, root)
+    lab = start_jupyterlab(root, work, free_port())
+    yield lab
+    stop_jupyterlab(lab)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not chromium_available():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (./lab test "
+                    "installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                                     headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    yield page
+    context.close()

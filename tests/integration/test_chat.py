@@ -1,0 +1,267 @@
+"""Module 1 against a real server: streaming, stats, stop, bad input, a dying server, metrics.
+
+One local server ("chat-it", port 8012) for the whole module, stopped at the end. The last test
+stops and restarts it. Model output is checked by structure only, never by wording.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from lab_helpers import server
+from lab_helpers.chat import (
+    ChatSession,
+    ContextLimitExceeded,
+    Endpoint,
+    ModelNotServed,
+    ServerUnavailable,
+)
+from lab_helpers.config import chat_server
+from lab_helpers.metrics import MetricsRecorder, fetch_metrics
+from lab_helpers.widgets import ChatWidget
+
+pytestmark = pytest.mark.integration
+
+NAME, PORT = "chat-it", 8012
+LONG_ASK = "Write a very long story about a coyote who orders rockets from ACME Corp."
+
+
+@pytest.fixture(scope="module")
+def config():
+    return chat_server("cpu", name=NAME, port=PORT)
+
+
+@pytest.fixture(scope="module")
+def srv(config) -> Iterator[server.Server]:
+    handle = server.start(config, runtime="local")
+    yield handle
+    server.stop(NAME)  # by name: the last test replaces the handle with a restarted server
+
+
+@pytest.fixture
+def session(srv) -> ChatSession:
+    return ChatSession(srv, temperature=0, max_tokens=32)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return condition()
+
+
+def counters(srv) -> tuple[float, float]:
+    m = fetch_metrics(srv).model(srv.model_name)
+    return m.prompt_tokens_total, m.generation_tokens_total
+
+
+def text_of(html_value: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", html_value)).strip()
+
+
+# -- streaming and stats ----------------------------------------------------------------------
+
+
+def test_streamed_reply_has_real_token_counts(srv, session):
+    prompt0, gen0 = counters(srv)
+    pieces = list(session.send("Name three products ACME Corp sells."))
+    stats = session.last_stats
+    assert len(pieces) > 1
+    turn = session.history[-1]
+    assert turn.status == "done" and turn.answer == "".join(pieces) and turn.answer.strip()
+    assert stats is not None and stats.ttft_s is not None
+    assert 0 < stats.ttft_s <= stats.total_s
+    assert stats.prompt_tokens and stats.prompt_tokens > 0
+    assert stats.completion_tokens and 1 < stats.completion_tokens <= 32
+    assert 1 < stats.chunks <= stats.completion_tokens
+    assert stats.tokens_per_s and stats.tokens_per_s > 0
+    # The counts are the server's: its own counters moved by exactly these amounts.
+    assert wait_for(lambda: counters(srv)[1] - gen0 >= stats.completion_tokens, 5)
+    prompt1, gen1 = counters(srv)
+    assert gen1 - gen0 == stats.completion_tokens
+    assert prompt1 - prompt0 == stats.prompt_tokens
+
+
+def test_history_is_sent_with_the_next_message(session):
+    first = session.stream("My name is Wile.")
+    second = session.stream("What is my name?")
+    assert [t.status for t in session.history] == ["done", "done"]
+    assert second.stats.prompt_tokens > first.stats.prompt_tokens + first.stats.completion_tokens
+
+
+def test_system_prompt_changes_the_prompt_token_count(session):
+    session.system_prompt = "Be brief."
+    short = session.stream("Hello").stats.prompt_tokens
+    session.clear()
+    session.system_prompt = "Be brief. " + "You answer ACME Corp customers about anvils. " * 4
+    long = session.stream("Hello").stats.prompt_tokens
+    assert long > short + 20
+
+
+# -- stopping ---------------------------------------------------------------------------------
+
+
+def test_stop_mid_answer_keeps_the_partial_text(srv, session):
+    session.max_tokens = 400
+    _, gen0 = counters(srv)
+    got: list[str] = []
+
+    def on_token(piece: str) -> None:
+        got.append(piece)
+        if len(got) == 3:
+            threading.Thread(target=session.stop).start()
+
+    began = time.monotonic()
+    turn = session.stream(LONG_ASK, on_token=on_token)
+    assert time.monotonic() - began < 10  # 400 tokens would take ~13 s on 2 cores
+    assert turn.status == "stopped" and turn.stopped
+    assert turn.answer and turn.answer == "".join(got)
+    assert turn.stats.stopped and turn.stats.ttft_s > 0
+    assert session.history[-1].answer == turn.answer and not session.is_generating
+    # Closing the stream made vLLM abort the request: nothing runs, far fewer than 400 tokens.
+    assert wait_for(lambda: fetch_metrics(srv).model().requests_running == 0, 10)
+    time.sleep(0.5)
+    assert counters(srv)[1] - gen0 < 200
+    # The conversation goes on, with the partial answer in its context.
+    session.max_tokens = 16
+    after = session.stream("Thanks, that is enough.")
+    assert after.status == "done" and len(session.history) == 2
+    assert after.stats.prompt_tokens > turn.stats.chunks
+
+
+def test_closing_the_iterator_stops_too(session):
+    session.max_tokens = 400
+    pieces = session.send(LONG_ASK)
+    first = [next(pieces), next(pieces)]
+    pieces.close()
+    turn = session.history[-1]
+    assert turn.stopped and turn.answer == "".join(first)
+    assert session.stop() is False  # nothing left to stop
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+
+def test_max_tokens_above_the_context_is_refused(srv, config, session):
+    limit = session.max_model_len()
+    assert limit == config.max_model_len  # read from GET /v1/models
+    session.max_tokens = limit + 1
+    with pytest.raises(ContextLimitExceeded) as info:
+        session.send("Hello")
+    assert f"max_model_len={limit}" in str(info.value)
+    assert session.history == ()
+    session.max_tokens = 8
+    assert session.stream("Hello").status == "done"
+
+
+def test_unknown_model_lists_the_served_ones(srv, session):
+    with pytest.raises(ModelNotServed) as info:
+        session.set_model("gpt-4o")
+    assert srv.model_name in info.value.served and srv.model_name in str(info.value)
+    assert session.model == srv.model_name
+    session.set_model(srv.model_name)  # a served one is fine
+
+    other = ChatSession(base_url=srv.base_url, api_key=srv.api_key, model="gpt-4o")
+    with pytest.raises(ModelNotServed) as info:
+        other.send("Hello")
+    assert srv.model_name in str(info.value) and other.history == ()
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def test_metrics_snapshot_and_recorder_follow_a_chat(srv, session):
+    before = fetch_metrics(srv).model(srv.model_name)
+    assert before.kv_cache_usage is not None and 0 <= before.kv_cache_usage <= 1
+    assert before.requests_running == 0 and before.requests_waiting == 0
+    assert before.ttft is not None and before.ttft.count > 0  # earlier tests' requests
+
+    session.max_tokens = 48
+    with MetricsRecorder(srv, interval=0.1) as recorder:
+        session.stream("Describe an ACME anvil.")
+        time.sleep(0.4)
+    after = fetch_metrics(srv).model(srv.model_name)
+    assert after.generation_tokens_total >= before.generation_tokens_total + \
+        session.last_stats.completion_tokens
+    assert after.prompt_tokens_total > before.prompt_tokens_total
+    assert after.ttft.count == before.ttft.count + 1
+
+    frame = recorder.frame()
+    assert len(frame) >= 5 and set(frame["model"]) == {srv.model_name}
+    assert frame["requests_running"].max() == 1  # seen while the answer streamed
+    assert frame["kv_cache_usage_pct"].max() > 0
+    assert frame["generation_tokens_per_s"].max() > 0
+    assert frame["generation_tokens_total"].is_monotonic_increasing
+
+
+# -- the widget -------------------------------------------------------------------------------
+
+
+def test_widget_end_to_end(srv):
+    session = ChatSession(srv, temperature=0, max_tokens=24)
+    widget = ChatWidget(session, endpoints=[Endpoint.from_server(srv)])
+    widget._message.value = "Say hello to an ACME customer."
+    widget._send.click()
+    assert widget.wait(60)
+    assert widget.status == "" and widget._message.value == ""
+    answer = text_of(widget.answer)
+    assert answer.startswith(srv.model_name + ":") and len(answer) > len(srv.model_name) + 2
+    line = text_of(widget.metrics_line)
+    assert re.search(r"TTFT \d+\.\d+ s", line) and re.search(r"\d+(\.\d)? tok/s", line)
+    stats = session.last_stats
+    assert f"{stats.prompt_tokens} prompt + {stats.completion_tokens} completion tokens" in line
+
+    # Stop from the widget while it streams.
+    widget._max_tokens.value = 400
+    widget._message.value = LONG_ASK
+    widget._send.click()
+    assert wait_for(lambda: len(session.history) == 2 and session.history[-1].answer, 30)
+    assert widget.busy and not widget._stop.disabled
+    widget._stop.click()
+    assert widget.wait(5)  # the remaining ~390 tokens would take ~13 s
+    assert "[stopped]" in widget.answer and session.history[-1].stopped
+    assert session.history[-1].stats.chunks < 100
+    assert text_of(widget._history.value).count("You:") == 1
+
+
+def test_server_dying_mid_answer_then_back(srv, config):
+    session = ChatSession(srv, temperature=0, max_tokens=16)
+    assert session.stream("Hello").status == "done"
+    widget = ChatWidget(session, endpoints=[Endpoint.from_server(srv)])
+    widget._max_tokens.value = 400
+    widget._message.value = LONG_ASK
+    widget._send.click()
+    assert wait_for(lambda: len(session.history) == 2 and len(session.history[-1].answer) > 5)
+    old_key = srv.api_key
+    server.stop(NAME)  # mid-answer
+    assert widget.wait(60)
+    assert "vllm-lab up" in widget.status and "Traceback" not in widget.status
+    assert [t.status for t in session.history] == ["done"]  # the broken turn is rolled back
+    assert widget._message.value == LONG_ASK  # nothing lost: Send resends it
+    assert widget.answer == "" and not widget._send.disabled
+
+    # Unreachable: same message, nothing changes.
+    widget._send.click()
+    assert widget.wait(30)
+    assert "vllm-lab up" in widget.status and len(session.history) == 1
+    with pytest.raises(ServerUnavailable) as info:
+        session.send("Hello?")
+    assert info.value.unsent == "Hello?" and "vllm-lab up" in info.value.fix
+
+    # Back (with a new API key): the next message works, in the session and in the widget.
+    restarted = server.start(config, runtime="local")
+    assert restarted.api_key != old_key
+    widget._max_tokens.value = 16
+    widget._send.click()
+    assert widget.wait(60)
+    assert widget.status == "" and widget._message.value == ""
+    assert [t.status for t in session.history] == ["done", "done"]
+    assert session.history[-1].user == LONG_ASK and session.last_stats.completion_tokens > 0

@@ -1,0 +1,363 @@
+"""Chat session, metrics and widgets without a vLLM server.
+
+A closed port stands in for a dead server and a tiny HTTP server serves a /metrics text; what
+needs a real vLLM lives in tests/integration/test_chat.py.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from lab_helpers.chat import (
+    ChatInputError,
+    ChatSession,
+    ChatTurn,
+    ContextLimitExceeded,
+    Endpoint,
+    ReplyStats,
+    ServerUnavailable,
+)
+from lab_helpers.config import ServerConfig
+from lab_helpers.errors import LabError
+from lab_helpers.metrics import MetricsRecorder, fetch_metrics, parse_metrics, plot_metrics
+from lab_helpers.server import free_port
+from lab_helpers.widgets import ChatWidget, MetricsView, ServerPanel
+
+MODEL = "smollm2-135m-instruct"
+
+METRICS_TEXT = """\
+# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{{engine="0",model_name="{m}"}} 1.0
+vllm:num_requests_running{{engine="1",model_name="{m}"}} 2.0
+# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{{engine="0",model_name="{m}"}} 3.0
+vllm:num_requests_waiting{{engine="1",model_name="{m}"}} 0.0
+# HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.
+# TYPE vllm:kv_cache_usage_perc gauge
+vllm:kv_cache_usage_perc{{engine="0",model_name="{m}"}} 0.25
+vllm:kv_cache_usage_perc{{engine="1",model_name="{m}"}} 0.75
+# HELP vllm:prompt_tokens_total Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_total counter
+vllm:prompt_tokens_total{{engine="0",model_name="{m}"}} 50.0
+vllm:prompt_tokens_total{{engine="1",model_name="{m}"}} 2.0
+# HELP vllm:prompt_tokens_created Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens_created gauge
+vllm:prompt_tokens_created{{engine="0",model_name="{m}"}} 1.7e+09
+# HELP vllm:generation_tokens_total Number of generation tokens processed.
+# TYPE vllm:generation_tokens_total counter
+vllm:generation_tokens_total{{engine="0",model_name="{m}"}} {gen}
+vllm:generation_tokens_total{{engine="1",model_name="{m}"}} 0.0
+# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.
+# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_bucket{{engine="0",le="0.1",model_name="{m}"}} 1.0
+vllm:time_to_first_token_seconds_bucket{{engine="0",le="0.25",model_name="{m}"}} 3.0
+vllm:time_to_first_token_seconds_bucket{{engine="0",le="+Inf",model_name="{m}"}} 4.0
+vllm:time_to_first_token_seconds_count{{engine="0",model_name="{m}"}} 4.0
+vllm:time_to_first_token_seconds_sum{{engine="0",model_name="{m}"}} 0.8
+# HELP python_gc_objects_collected_total Objects collected during gc
+# TYPE python_gc_objects_collected_total counter
+python_gc_objects_collected_total{{generation="0"}} 1234.0
+"""
+
+
+def metrics_text(generated: float = 19.0) -> str:
+    return METRICS_TEXT.format(m=MODEL, gen=generated)
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A URL where nothing listens: connection refused at once, like a stopped server."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def metrics_server() -> Iterator[dict]:
+    """A tiny HTTP server whose /metrics counts up 10 generated tokens per request."""
+    state = {"generated": 0.0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path != "/metrics":
+                self.send_error(404)
+                return
+            state["generated"] += 10
+            body = metrics_text(state["generated"]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    state["url"] = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def offline_session(url: str, **kwargs: object) -> ChatSession:
+    return ChatSession(base_url=url, api_key="k", model=MODEL, **kwargs)  # type: ignore[arg-type]
+
+
+# -- ChatSession without a server ---------------------------------------------------------------
+
+
+def test_session_construction_sends_nothing(dead_url):
+    session = offline_session(f"{dead_url}/v1/", temperature=0.2, max_tokens=64)
+    assert session.base_url == dead_url  # /v1 and the slash are stripped
+    assert session.model == MODEL and session.history == ()
+    assert not session.is_generating and session.last_stats is None
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+def test_empty_message_is_refused_and_history_unchanged(dead_url, text):
+    session = offline_session(dead_url)
+    with pytest.raises(ChatInputError) as info:
+        session.send(text)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, LabError)
+    assert "empty" in str(info.value)
+    assert session.history == ()
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("temperature", -0.1), ("temperature", 2.5), ("top_p", 0.0), ("top_p", 1.5),
+    ("max_tokens", 0), ("max_tokens", 1.5), ("max_tokens", True),
+])
+def test_invalid_settings_are_refused(dead_url, setting, value):
+    session = offline_session(dead_url)
+    before = getattr(session, setting)
+    with pytest.raises(ChatInputError):
+        setattr(session, setting, value)
+    assert getattr(session, setting) == before
+    with pytest.raises(ChatInputError):
+        offline_session(dead_url, **{setting: value})
+
+
+def test_unreachable_server_raises_with_fix_and_keeps_history(dead_url):
+    session = offline_session(dead_url)
+    with pytest.raises(ServerUnavailable) as info:
+        session.send("Where is my order?")
+    error = info.value
+    assert "vllm-lab up" in error.fix
+    assert error.unsent == "Where is my order?"
+    assert session.history == () and not session.is_generating
+
+
+def test_messages_include_system_prompt_and_stopped_answers(dead_url):
+    session = offline_session(dead_url, system_prompt="Be brief.")
+    session._history = [  # what two finished turns leave behind
+        ChatTurn(user="a", answer="b", status="done", model=MODEL),
+        ChatTurn(user="c", answer="partial", status="stopped", model=MODEL),
+    ]
+    assert session.messages("next") == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"}, {"role": "assistant", "content": "partial"},
+        {"role": "user", "content": "next"},
+    ]
+    session.system_prompt = "  "
+    assert session.messages()[0] == {"role": "user", "content": "a"}
+    session.clear()
+    assert session.history == () and session.messages() == []
+
+
+def test_context_limit_error_names_the_limit(dead_url):
+    session = offline_session(dead_url, max_tokens=9000)
+    session._limits[(dead_url, MODEL)] = 8192  # as if read from GET /v1/models
+    with pytest.raises(ContextLimitExceeded) as info:
+        session.send("hi")
+    assert "8192" in str(info.value) and "max_tokens=9000" in str(info.value)
+    assert session.history == ()
+
+
+# -- ReplyStats -------------------------------------------------------------------------------
+
+
+def test_reply_stats_tokens_per_second_is_over_the_decode_phase():
+    stats = ReplyStats(ttft_s=0.2, decode_s=2.0, total_s=2.3, prompt_tokens=30,
+                       completion_tokens=41, chunks=41, finish_reason="length")
+    assert stats.tokens_per_s == pytest.approx(20.0)  # 40 tokens after the first, in 2 s
+    line = stats.summary()
+    assert "TTFT 0.20 s" in line and "20.0 tok/s" in line
+    assert "30 prompt + 41 completion tokens" in line and "max_tokens" in line
+
+
+@pytest.mark.parametrize("completion, decode", [(None, 1.0), (1, 1.0), (5, 0.0)])
+def test_reply_stats_without_a_rate(completion, decode):
+    stats = ReplyStats(ttft_s=0.1, decode_s=decode, total_s=1.2, prompt_tokens=None,
+                       completion_tokens=completion, stopped=True)
+    assert stats.tokens_per_s is None
+    assert "n/a" in stats.summary() and "stopped" in stats.summary()
+
+
+# -- ChatWidget -------------------------------------------------------------------------------
+
+
+def test_chat_widget_builds_with_a_session(dead_url):
+    session = offline_session(dead_url, temperature=0.3, top_p=0.9, max_tokens=77)
+    widget = ChatWidget(session, endpoints=[session.endpoint])
+    assert widget.session is session and not widget.busy
+    assert (widget._temperature.value, widget._top_p.value, widget._max_tokens.value) == \
+        (0.3, 0.9, 77)
+    assert widget._model.layout.display == "none"  # one server: no picker
+    assert widget._stop.disabled and not widget._send.disabled
+    widget._temperature.value = 1.1
+    widget._max_tokens.value = 12
+    widget._system.value = "You are terse."
+    assert (session.temperature, session.max_tokens, session.system_prompt) == \
+        (1.1, 12, "You are terse.")
+
+
+def test_model_picker_lists_servers_and_switches(dead_url):
+    session = offline_session(dead_url)
+    other = Endpoint("http://127.0.0.1:9", "k2", "other-model", "chat-b")
+    widget = ChatWidget(session, endpoints=[session.endpoint, other])
+    assert widget._model.layout.display != "none"
+    assert [label for label, _ in widget._model.options] == [
+        f"{MODEL} ({dead_url})", "other-model (chat-b)"]
+    widget._model.value = other
+    assert session.endpoint == other and session.model == "other-model"
+    assert "other-model" in widget.status
+
+
+def test_model_picker_keeps_the_current_server_first(dead_url):
+    session = offline_session(dead_url)
+    other = Endpoint("http://127.0.0.1:9", "k2", "other-model", "chat-b")
+    widget = ChatWidget(session, endpoints=[other])
+    assert [e for _, e in widget._model.options] == [session.endpoint, other]
+    assert widget._model.value == session.endpoint
+
+
+def test_empty_message_shows_in_widget_and_history_unchanged(dead_url):
+    widget = ChatWidget(offline_session(dead_url), endpoints=[])
+    widget._message.value = "   "
+    widget._send.click()
+    assert widget.wait(10)
+    assert "empty" in widget.status and "Traceback" not in widget.status
+    assert widget.session.history == ()
+    assert widget._message.value == "   " and not widget._send.disabled
+
+
+def test_dead_server_shows_what_to_do_and_keeps_the_message(dead_url):
+    widget = ChatWidget(offline_session(dead_url), endpoints=[])
+    widget._message.value = "Where is my order?"
+    widget._send.click()
+    assert widget.wait(15)
+    assert "vllm-lab up" in widget.status and "Traceback" not in widget.status
+    assert widget._message.value == "Where is my order?"  # ready to resend
+    assert widget.session.history == () and widget.answer == ""
+    assert not widget._send.disabled and widget._stop.disabled
+
+
+def test_widget_without_a_running_server_says_how_to_start_one(monkeypatch):
+    monkeypatch.setattr(ChatSession, "lab_endpoints", staticmethod(list))
+    widget = ChatWidget(endpoints=[])
+    assert widget.session is None
+    assert "vllm-lab up" in widget.status and widget._send.disabled
+    widget._send.click()  # must not raise
+    assert widget.session is None
+
+
+def test_callback_errors_are_shown_not_raised(dead_url):
+    widget = ChatWidget(offline_session(dead_url), endpoints=[])
+    widget._on_temperature({"new": 5.0})  # the slider cannot do this; a bad value still must not
+    assert "temperature" in widget.status and "outside" in widget.status
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def test_parse_metrics_sums_engines_and_reads_the_histogram():
+    models = parse_metrics(metrics_text(19.0))
+    assert list(models) == [MODEL]
+    m = models[MODEL]
+    assert m.kv_cache_usage == pytest.approx(0.5) and m.kv_cache_usage_pct == pytest.approx(50)
+    assert (m.requests_running, m.requests_waiting) == (3.0, 3.0)
+    assert (m.prompt_tokens_total, m.generation_tokens_total) == (52.0, 19.0)
+    assert m.ttft is not None and m.ttft.count == 4.0 and m.ttft.mean == pytest.approx(0.2)
+    assert m.ttft.buckets[-1] == (float("inf"), 4.0)
+
+
+def test_recorder_samples_on_a_thread_into_a_frame(metrics_server):
+    snap = fetch_metrics(metrics_server["url"])
+    assert snap.model().generation_tokens_total == 10.0
+    recorder = MetricsRecorder(metrics_server["url"], interval=0.05)
+    with recorder:
+        for _ in range(100):
+            if recorder.samples_taken >= 3:
+                break
+            threading.Event().wait(0.05)
+    assert not recorder.running and recorder.samples_taken >= 3
+    frame = recorder.frame()
+    assert list(frame["model"].unique()) == [MODEL]
+    assert frame["generation_tokens_total"].is_monotonic_increasing
+    assert (frame["generation_tokens_per_s"].dropna() > 0).all()
+    assert frame["kv_cache_usage_pct"].iloc[-1] == pytest.approx(50)
+    fig = plot_metrics(recorder)
+    assert len(fig.axes) == 4
+
+
+def test_recorder_survives_a_dead_server(dead_url):
+    recorder = MetricsRecorder(dead_url, interval=0.1, timeout=1.0)
+    assert recorder.sample() is None and "Cannot read" in recorder.last_error
+    assert recorder.frame().empty
+    assert len(plot_metrics(recorder.frame()).axes) == 4
+
+
+def test_metrics_view_toggle_records_and_draws(metrics_server):
+    view = MetricsView(metrics_server["url"], interval=0.05, redraw_interval=0.1)
+    assert not view.recording and view.image == b""
+    view._toggle.value = True
+    assert view.recording
+    threading.Event().wait(0.4)
+    view._toggle.value = False
+    assert not view.recording
+    assert view.image.startswith(b"\x89PNG")
+    assert "KV cache 50.00 %" in view.summary
+    view.close()
+
+
+def test_metrics_view_on_a_missing_server_shows_a_message(lab_home):
+    view = MetricsView("no-such-server")
+    assert view.recorder is None and "vllm-lab up" in view.message
+    view._toggle.value = True
+    assert not view._toggle.value and not view.recording
+
+
+# -- ServerPanel ------------------------------------------------------------------------------
+
+
+def test_server_panel_rows_and_a_failed_start_shows_the_fix(lab_home, tmp_path):
+    config = ServerConfig(model=str(tmp_path / "missing-model"), name="panel-test",
+                          port=free_port())
+    panel = ServerPanel([config], runtime="local", poll_interval=None)
+    try:
+        row = panel.rows["panel-test"]
+        assert row.state == "stopped" and not row._start.disabled and row._stop.disabled
+        assert "--model" in row._preview.value
+        row._start.click()
+        assert row.wait(30)
+        assert "does not exist" in row.message and "vllm-lab prepare-models" in row.message
+        assert "Traceback" not in row.message and row.state == "stopped"
+    finally:
+        panel.close()
+    assert not panel.polling
+
+
+def test_server_panel_polls_until_closed(lab_home, tiny_model_dir):
+    config = ServerConfig(model=str(tiny_model_dir), name="panel-poll", port=free_port())
+    panel = ServerPanel([config], runtime="local", poll_interval=0.05)
+    assert panel.polling
+    panel.close()
+    assert not panel.polling

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from lab_helpers import server
 from lab_helpers.config import chat_server
+from lab_helpers.image import image_for
 from lab_helpers.podman_cli import podman_status
 
 TARGET_COLD_S = 30.0
@@ -27,6 +29,9 @@ def measure(runtime_kind: str, runs: int, eager: bool) -> dict:
     runtime = server.get_runtime(runtime_kind)
     config = chat_server("cpu", name=f"bench-{runtime_kind}", port=server.free_port(),
                          enforce_eager=eager)
+    if not eager:
+        # torch.compile needs a C++ compiler inside the container: the -compile image.
+        config = config.replace(image=image_for(compiler=True))
     runtime.remove(config.name)
     cold, reuse = [], []
     for _ in range(runs):
@@ -62,7 +67,7 @@ def main() -> None:
     modes = [True, False] if args.compile else [True]
     results = {
         "benchmark": "startup",
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "targets": {"cold_s": TARGET_COLD_S, "reuse_s": TARGET_REUSE_S},
         "results": [measure(rt, args.runs, eager) for rt in runtimes for eager in modes],
     }

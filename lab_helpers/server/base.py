@@ -42,6 +42,8 @@ FATAL_LOG = re.compile(
 FATAL_GRACE_S = 4.0
 POLL_S = 0.5
 LOG_TAIL_ON_ERROR = 40
+# A start-up log is a few hundred lines; reading it whole keeps on_log from missing any.
+START_LOG_LINES = 5000
 
 
 @dataclass(frozen=True)
@@ -311,25 +313,31 @@ class Runtime(ABC):
         on_log: Callable[[str], None] | None,
     ) -> ServerInfo:
         fatal_since: float | None = None
-        seen_lines = 0
+        reported = 0  # log lines already passed to on_log
         last_log_check = 0.0
+
+        def read_log() -> list[str]:
+            nonlocal reported
+            lines = self.logs(config.name, tail=START_LOG_LINES).splitlines()
+            if on_log:
+                for line in lines[reported:]:
+                    on_log(line)
+            reported = max(reported, len(lines))
+            return lines
+
         while True:
             now = time.monotonic()
             info = self.find(config.name)
             if info is None or info.state != "running":
+                read_log()
                 state = info.state if info else "gone"
                 self._fail(config, f"The server {state} before it became healthy.")
             if check_health(info.base_url, timeout=1.0):
+                read_log()
                 return info
             if now - last_log_check >= 1.0:
                 last_log_check = now
-                lines = self.logs(config.name, tail=200).splitlines()
-                if on_log:
-                    # The tail window slides; report only lines not yet reported.
-                    fresh = lines[seen_lines:] if len(lines) >= seen_lines else lines
-                    for line in fresh:
-                        on_log(line)
-                    seen_lines = len(lines)
+                lines = read_log()
                 if fatal_since is None and any(FATAL_LOG.search(line) for line in lines):
                     fatal_since = now
             if fatal_since is not None and now - fatal_since > FATAL_GRACE_S:

@@ -46,6 +46,10 @@ def start_jupyterlab(root: Path, work: Path, port: int) -> JupyterLab:
     notif.mkdir(parents=True, exist_ok=True)
     (notif / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # Render every cell: with windowing, cells scrolled out of view are not in the page.
+    tracker = settings / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True, exist_ok=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     token = secrets.token_hex(16)
     log = work / "jupyterlab.log"
     env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings)}
@@ -115,9 +119,10 @@ def run_all_cells(page, timeout_s: float = 900) -> None:
 
 
 def error_outputs(page) -> list[str]:
-    """Texts of the error outputs (tracebacks) in the open notebook."""
+    """Texts of the tracebacks in the open notebook (JupyterLab renders them as stderr)."""
     return page.locator(".jp-OutputArea-output[data-mime-type="
-                        "'application/vnd.jupyter.error']").all_inner_texts()
+                        "'application/vnd.jupyter.stderr']:has-text('Traceback')"
+                        ).all_inner_texts()
 
 
 def screenshot(page, name: str) -> Path:

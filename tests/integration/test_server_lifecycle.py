@@ -18,6 +18,7 @@ from lab_helpers import server
 from lab_helpers.config import chat_server, embedding_server
 from lab_helpers.errors import PortInUse, ServerStartError
 from lab_helpers.podman_cli import image_exists, podman_status, run_podman
+from lab_helpers.server.base import FATAL_LOG
 
 pytestmark = pytest.mark.integration
 
@@ -141,18 +142,28 @@ def test_invalid_extra_argument_fails_with_the_log(runtime, chat):
 
 
 def test_engine_death_is_reported_fast(runtime, chat, tmp_path):
-    """Corrupt weights: the API process lives, the engine dies while loading them."""
+    """Corrupt weights: the API process lives on, the engine dies while loading them.
+
+    The start must fail within 10 s of the first error line in the log (not at the timeout),
+    with the log's last lines, and leave nothing behind.
+    """
     broken = tmp_path / "broken-model"
     shutil.copytree(chat.config.model_path, broken)
     for weights in broken.glob("*.safetensors"):
         weights.write_bytes(weights.read_bytes()[: 4096])
     config = chat.config.replace(name="deadengine", port=server.free_port(), model=str(broken))
-    began = time.monotonic()
+    first_error: list[float] = []
+
+    def watch(line: str) -> None:
+        if not first_error and FATAL_LOG.search(line):
+            first_error.append(time.monotonic())
+
     with pytest.raises(ServerStartError) as err:
-        runtime.start(config, timeout=300)
-    elapsed = time.monotonic() - began
+        runtime.start(config, timeout=300, on_log=watch)
+    failed_at = time.monotonic()
     assert "last log lines" in err.value.details
-    assert elapsed < 150, f"death noticed after {elapsed:.0f} s: it should not wait for timeout"
+    assert first_error, "the log showed no error line: " + err.value.details[-1500:]
+    assert failed_at - first_error[0] <= 10, f"noticed {failed_at - first_error[0]:.1f} s late"
     assert runtime.find("deadengine") is None
 
 

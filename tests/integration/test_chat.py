@@ -23,8 +23,8 @@ from lab_helpers.chat import (
     ServerUnavailable,
 )
 from lab_helpers.config import chat_server
-from lab_helpers.metrics import MetricsRecorder, fetch_metrics
-from lab_helpers.widgets import ChatWidget
+from lab_helpers.metrics import MetricsRecorder, fetch_metrics, plot_metrics
+from lab_helpers.widgets import ChatWidget, MetricsView
 
 pytestmark = pytest.mark.integration
 
@@ -203,6 +203,34 @@ def test_metrics_snapshot_and_recorder_follow_a_chat(srv, session):
 
 
 # -- the widget -------------------------------------------------------------------------------
+
+
+def test_recorder_samples_a_busy_server_into_a_frame(srv, session):
+    recorder = MetricsRecorder(srv, interval=0.2)
+    with recorder:
+        session.stream("Tell me about ACME's rockets.")
+        wait_for(lambda: recorder.samples_taken >= 3, timeout=10)
+    assert not recorder.running and recorder.samples_taken >= 3
+    frame = recorder.frame()
+    assert list(frame["model"].unique()) == [srv.model_name]
+    assert frame["generation_tokens_total"].is_monotonic_increasing
+    assert frame["generation_tokens_total"].iloc[-1] > frame["generation_tokens_total"].iloc[0]
+    assert frame["kv_cache_usage_pct"].between(0, 100).all()
+    assert len(plot_metrics(recorder).axes) == 4
+
+
+def test_metrics_view_records_and_draws_while_chatting(srv, session):
+    view = MetricsView(srv, interval=0.2, redraw_interval=0.3)
+    assert not view.recording and view.image == b""
+    view._toggle.value = True
+    assert view.recording
+    session.stream("Say hello to an ACME customer.")
+    wait_for(lambda: view.image.startswith(b"\x89PNG"), timeout=10)
+    view._toggle.value = False
+    assert not view.recording
+    assert view.image.startswith(b"\x89PNG")
+    assert "KV cache" in view.summary
+    view.close()
 
 
 def test_widget_end_to_end(srv):

@@ -383,9 +383,17 @@ class Server:
         self.reused = reused
         self.startup_seconds = startup_seconds
 
-    name = property(lambda self: self.info.name)
-    base_url = property(lambda self: self.info.base_url)
-    model_name = property(lambda self: self.info.model_name)
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def base_url(self) -> str:
+        return self.info.base_url
+
+    @property
+    def model_name(self) -> str:
+        return self.info.model_name
 
     @property
     def api_key(self) -> str:

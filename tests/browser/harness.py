@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -105,8 +106,9 @@ def run_all_cells(page, timeout_s: float = 900) -> None:
     """Run > Run All Cells, then wait until the kernel is idle and every cell has run."""
     page.locator(".jp-NotebookPanel").first.click()
     page.keyboard.press("Escape")
-    page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    page.locator("#jp-MainMenu .lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
+    # Exact: "Restart Kernel and Run All Cells…" must not match.
+    page.locator(".lm-Menu .lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
     deadline = time.monotonic() + timeout_s
     time.sleep(2)
     while time.monotonic() < deadline:
@@ -123,6 +125,13 @@ def error_outputs(page) -> list[str]:
     return page.locator(".jp-OutputArea-output[data-mime-type="
                         "'application/vnd.jupyter.stderr']:has-text('Traceback')"
                         ).all_inner_texts()
+
+
+def widget_button(scope, label: str):
+    """An ipywidgets button by its exact label (JupyterLab's own buttons, such as "Restart the
+    kernel", would match a substring)."""
+    return scope.locator("button.jupyter-button",
+                         has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
 
 
 def screenshot(page, name: str) -> Path:

@@ -6,7 +6,14 @@ import time
 
 import pytest
 
-from .harness import ARTIFACTS, error_outputs, open_notebook, run_all_cells, screenshot
+from .harness import (
+    ARTIFACTS,
+    error_outputs,
+    open_notebook,
+    run_all_cells,
+    screenshot,
+    widget_button,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -37,7 +44,7 @@ def test_run_all_then_chat_in_the_widget(jupyterlab, page):
 
     question = "Hello! Can you help me track my ACME order?"
     box.fill(question)
-    widget.get_by_role("button", name="Send").click()
+    widget_button(widget, "Send").click()
     _wait(lambda: question in widget.inner_text(), 30, "the question to show")
     # The answer streams in, then a line with the server's own counts appears under it.
     _wait(lambda: widget.inner_text().count("completion tokens") > before, 120,
@@ -48,4 +55,4 @@ def test_run_all_then_chat_in_the_widget(jupyterlab, page):
     (ARTIFACTS / "module1-chat-widget.txt").write_text(text)
     answer = text.split(question, 1)[1]
     assert "TTFT" in answer and "tok/s" in answer and "prompt +" in answer
-    assert widget.get_by_role("button", name="Send").is_enabled()
+    assert widget_button(widget, "Send").is_enabled()

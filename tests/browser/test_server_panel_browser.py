@@ -1,0 +1,61 @@
+"""The server panel in a real browser: start a server with its button, follow its log, stop it."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from .harness import open_notebook, run_all_cells, screenshot, widget_button
+from .test_module1_browser import _wait
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+SCRATCH = "scratch_server_panel.ipynb"
+
+
+def _state(row) -> str:
+    text = row.inner_text()
+    for state in ("unhealthy", "healthy", "starting", "stopping", "stopped"):
+        if state in text:
+            return state
+    return text
+
+
+def test_panel_starts_follows_and_stops_a_server(jupyterlab, page):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "vllm-lab", "display_name": "vLLM Lab",
+                                 "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from lab_helpers import server\n"
+        "from lab_helpers.config import embedding_server\n"
+        "from lab_helpers.widgets import ServerPanel\n"
+        "cfg = embedding_server()\n"
+        "server.stop(cfg.name)\n"
+        "panel = ServerPanel([cfg], poll_interval=1.0)\n"
+        "panel")]
+    nbformat.write(nb, jupyterlab.root / SCRATCH)
+
+    open_notebook(page, jupyterlab, SCRATCH)
+    run_all_cells(page, timeout_s=120)
+    # The panel's row for the embeddings server (the innermost box holding its model name).
+    row = page.locator(".widget-vbox").filter(has_text="all-minilm-l6-v2").filter(
+        has=page.locator("button.jupyter-button")).last
+    row.wait_for(timeout=30_000)
+    start = widget_button(row, "Start")
+    _wait(lambda: _state(row) == "stopped", 30, "the stopped state")
+    row.get_by_text("command").click()  # the <details> with the exact command
+    assert "podman run" in row.inner_text() or "vllm.entrypoints" in row.inner_text()
+
+    # Start opens the log view, which follows the server's log while it starts.
+    start.click()
+    log = row.locator("textarea")
+    _wait(lambda: log.is_visible() and len(log.input_value().splitlines()) > 3, 120,
+          "the log to show while starting")
+    _wait(lambda: _state(row) == "healthy", 240, "the server to become healthy")
+    screenshot(page, "server-panel-healthy")
+    widget_button(row, "Log").click()
+    _wait(lambda: not log.is_visible(), 10, "the log view to close")
+
+    widget_button(row, "Stop").click()
+    _wait(lambda: _state(row) == "stopped", 60, "the server to stop")
+    screenshot(page, "server-panel-stopped")

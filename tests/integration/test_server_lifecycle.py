@@ -188,16 +188,25 @@ def test_stale_servers_are_cleaned_up(runtime, chat):
 
 
 def test_different_config_replaces_the_server(runtime, chat):
-    if runtime.kind != "local":
-        pytest.skip("shown once, on the local runtime, to keep the default Podman server "
-                    "for the notebooks")
-    changed = chat.config.replace(extra_args=("--max-num-seqs", "8"))
+    """Same name, other config: the old server goes, a new one starts.
+
+    Shown on the chat server locally, and on the embeddings server in Podman, so the Podman
+    chat server stays for the notebooks (which restart the embeddings server anyway).
+    """
+    if runtime.kind == "local":
+        base = chat.config
+    else:
+        base = embedding_server("cpu", **SETTINGS[runtime.kind]["embed"])
+    current = runtime.start(base)
+    changed = base.replace(extra_args=("--max-num-seqs", "8"))
     replaced = runtime.start(changed)
     try:
         assert not replaced.reused
-        assert replaced.info.ident != chat.info.ident
-        assert replaced.info.config_hash == changed.config_hash()
+        assert replaced.info.ident != current.info.ident
+        assert replaced.info.config_hash == changed.config_hash() != base.config_hash()
         assert replaced.health()
     finally:
         replaced.stop()
-    assert runtime.find(chat.name) is None
+    assert runtime.find(base.name) is None
+    if runtime.kind == "podman":
+        assert chat.health(), "replacing the embeddings server left the chat server alone"

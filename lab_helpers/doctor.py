@@ -31,7 +31,7 @@ def run_checks() -> list[Check]:
     from .config import CPU_IMAGE
     from .models import BUNDLED, is_prepared
     from .server import choose_runtime, list_servers, port_is_free
-    from .server.base import _mem_available_bytes
+    from .server.base import mem_available_bytes
     from .server.gpu import gpu_status
 
     checks = [Check("Python", platform.python_version().startswith("3.11"),
@@ -57,7 +57,7 @@ def run_checks() -> list[Check]:
         checks.append(Check(f"Port {port}", free or holder is not None, detail,
                             f"ss -ltnp 'sport = :{port}' shows who holds it; stop it or choose "
                             "another port"))
-    gib = _mem_available_bytes() / 1024**3
+    gib = mem_available_bytes() / 1024**3
     checks.append(Check("Memory", gib >= 4, f"{gib:.1f} GiB available",
                         "free memory: vllm-lab down --all, close other programs"))
     gpu_ok, gpu_detail = gpu_status()

@@ -109,7 +109,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _mem_available_bytes() -> int:
+def mem_available_bytes() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
             return int(line.split()[1]) * 1024
@@ -155,7 +155,7 @@ def preflight(config: ServerConfig) -> None:
     if config.device == "gpu":
         gpu.require_gpu()
     else:
-        need, have = memory_needed(config), _mem_available_bytes()
+        need, have = memory_needed(config), mem_available_bytes()
         if have and need > have:
             raise InsufficientMemory(
                 f"Not enough free memory: the server needs about {need / 1024**3:.1f} GiB "

@@ -42,9 +42,15 @@ def _cmd_podman_ok(args: argparse.Namespace) -> int:
 def _configs(args: argparse.Namespace):
     from .config import chat_server, embedding_server
 
-    overrides = {} if args.port is None else {"port": args.port}
+    overrides: dict[str, object] = {} if args.port is None else {"port": args.port}
     if args.eager is not None:
         overrides["enforce_eager"] = args.eager
+        if not args.eager and args.profile == "cpu":
+            from .image import image_for
+
+            overrides["image"] = image_for(compiler=True)
+    if args.expose:
+        overrides.update(host="0.0.0.0", expose=True)
     configs = [] if args.embed_only else [chat_server(args.profile, **overrides)]
     if args.embed or args.embed_only:
         configs.append(embedding_server(args.profile))
@@ -53,8 +59,15 @@ def _configs(args: argparse.Namespace):
 
 def _cmd_up(args: argparse.Namespace) -> int:
     from . import server
+    from .image import build_image, image_for
+    from .podman_cli import podman_status
 
     for config in _configs(args):
+        if (not args.dry_run and config.image == image_for(compiler=True)
+                and args.runtime != "local" and podman_status()[0]):
+            # setup builds only the default image: build the g++ variant now (or find it
+            # current in a second), its output streaming, so `--compile` runs in Podman.
+            build_image(compiler=True)
         runtime = server.get_runtime(args.runtime, config)
         print(f"# {config.name} ({runtime.kind}):\n{runtime.preview(config)}\n")
         if args.dry_run:
@@ -134,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embed-only", action="store_true")
     p.add_argument("--compile", dest="eager", action="store_false", default=None,
                    help="use torch.compile (needs the -compile image or a local compiler)")
+    p.add_argument("--expose", action="store_true",
+                   help="listen on every interface (0.0.0.0), not only 127.0.0.1: other "
+                   "machines can reach the server, protected by its API key")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
     p.add_argument("-v", "--verbose", action="store_true", help="print the log while starting")
     p.set_defaults(func=_cmd_up)

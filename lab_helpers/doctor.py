@@ -30,8 +30,9 @@ def _version(dist: str) -> str | None:
 def run_checks() -> list[Check]:
     from .config import CPU_IMAGE
     from .models import BUNDLED, is_prepared
+    from .paths import port_base
     from .server import choose_runtime, list_servers, port_is_free
-    from .server.base import mem_available_bytes
+    from .server.checks import mem_available_bytes
     from .server.gpu import gpu_status
 
     checks = [Check("Python", platform.python_version().startswith("3.11"),
@@ -50,7 +51,7 @@ def run_checks() -> list[Check]:
         checks.append(Check(f"Model {key}", ready, "prepared" if ready else "not prepared",
                             "vllm-lab prepare-models"))
     lab_ports = {info.port: info.name for info in list_servers()}
-    for port in (8000, 8001):
+    for port in (port_base(), port_base() + 1):
         free = port_is_free("127.0.0.1", port)
         holder = lab_ports.get(port)
         detail = "free" if free else (f"used by lab server {holder!r}" if holder else "in use")

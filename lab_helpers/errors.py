@@ -24,6 +24,10 @@ class LabError(RuntimeError):
         return "\n".join(parts)
 
 
+class ConfigError(LabError, ValueError):
+    """A server configuration that is not allowed as given."""
+
+
 class ModelNotFound(LabError):
     """The model is neither a prepared/local directory nor available offline."""
 
@@ -58,6 +62,10 @@ class GPUUnavailable(LabError):
 
 class ServerStartError(LabError):
     """The server process or container died, or never became healthy."""
+
+
+class ServerNameInUse(LabError):
+    """A server of that name runs in the other runtime."""
 
 
 class ServerNotFound(LabError):

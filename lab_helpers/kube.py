@@ -1,16 +1,35 @@
-"""From one container to a cluster: Kubernetes YAML generated from a running lab container."""
+"""From one container to a cluster: Kubernetes YAML generated from a running lab container.
+
+`podman kube generate` turns every bind mount into a hostPath volume. Two of them must not go
+to a cluster as host paths: the API key file (a cluster keeps keys in a Secret) and the lab's
+launcher (shipped as a ConfigMap). `kube_yaml` rewrites those two volumes; `kube_setup_commands`
+gives the `kubectl` commands that create the Secret and the ConfigMap from the files, so the
+key's value is in neither the YAML nor the commands.
+"""
 
 from __future__ import annotations
+
+import shlex
 
 import yaml
 
 from .errors import ServerNotFound
+from .paths import container_name
 from .podman_cli import run_podman
+from .server.keys import key_file
+from .server.podman import KEY_MOUNT, LAUNCHER, LAUNCHER_MOUNT
+
+KEY_ITEM = "api-key"
+LAUNCHER_CONFIGMAP = "vllm-lab-keyguard"
+
+
+def secret_name(name: str) -> str:
+    return f"{container_name(name)}-api-key"
 
 
 def kube_yaml(name: str = "chat", service: bool = True) -> str:
-    """`podman kube generate` for the lab server `name` (a Pod, plus a Service if asked)."""
-    args = ["kube", "generate", f"vllm-lab-{name}"]
+    """`podman kube generate` for the lab server `name`, its key volume made a Secret."""
+    args = ["kube", "generate", container_name(name)]
     if service:
         args.append("--service")
     proc = run_podman(*args, check=False, timeout=60)
@@ -20,7 +39,38 @@ def kube_yaml(name: str = "chat", service: bool = True) -> str:
             cause=proc.stderr.strip()[-300:],
             fix="start it in Podman first: server.start(chat_server(), runtime='podman')",
         )
-    return proc.stdout
+    docs = [_rewrite(doc, name) for doc in kube_documents(proc.stdout)]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def kube_setup_commands(name: str = "chat") -> str:
+    """The kubectl commands that create what the YAML refers to by name (from files)."""
+    return "\n".join([
+        f"kubectl create secret generic {secret_name(name)} "
+        f"--from-file={KEY_ITEM}={shlex.quote(str(key_file(name)))}",
+        f"kubectl create configmap {LAUNCHER_CONFIGMAP} "
+        f"--from-file=keyguard.py={shlex.quote(str(LAUNCHER))}",
+    ])
+
+
+def _rewrite(doc: dict, name: str) -> dict:
+    if doc.get("kind") != "Pod":
+        return doc
+    spec = doc["spec"]
+    replaced: dict[str, dict] = {}
+    for container in spec.get("containers", []):
+        for mount in container.get("volumeMounts", []):
+            if mount["mountPath"] == KEY_MOUNT:
+                replaced[mount["name"]] = {"secret": {"secretName": secret_name(name)}}
+                mount["subPath"] = KEY_ITEM
+            elif mount["mountPath"] == LAUNCHER_MOUNT:
+                replaced[mount["name"]] = {"configMap": {"name": LAUNCHER_CONFIGMAP}}
+                mount["subPath"] = "keyguard.py"
+    for volume in spec.get("volumes", []):
+        if volume["name"] in replaced:
+            volume.pop("hostPath", None)
+            volume.update(replaced[volume["name"]])
+    return doc
 
 
 def kube_documents(text: str) -> list[dict]:
@@ -31,3 +81,8 @@ def kube_documents(text: str) -> list[dict]:
 def pod_containers(text: str) -> list[dict]:
     return [c for doc in kube_documents(text) if doc.get("kind") == "Pod"
             for c in doc["spec"]["containers"]]
+
+
+def pod_volumes(text: str) -> list[dict]:
+    return [v for doc in kube_documents(text) if doc.get("kind") == "Pod"
+            for v in doc["spec"].get("volumes", [])]

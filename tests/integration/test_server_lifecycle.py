@@ -1,6 +1,6 @@
 """Real vLLM servers in both runtimes: start, chat, embeddings, reuse, replace, failures.
 
-The Podman servers use the lab's default names and ports, so the notebooks that run later in
+The Podman servers use the lab's default names (and the test lab's ports), so the notebooks that run later in
 the same test session reuse them instead of paying another start.
 """
 
@@ -16,6 +16,7 @@ import pytest
 
 from lab_helpers import server
 from lab_helpers.config import chat_server, embedding_server
+from lab_helpers.paths import container_name, port_base
 from lab_helpers.errors import PortInUse, ServerStartError
 from lab_helpers.podman_cli import image_exists, podman_status, run_podman
 from lab_helpers.server.base import FATAL_LOG
@@ -32,8 +33,8 @@ RUNTIMES = [
 # Names and ports per runtime; Podman gets the defaults the notebooks use.
 SETTINGS = {
     "podman": {"chat": {}, "embed": {}},
-    "local": {"chat": {"name": "chat-local", "port": 8010},
-              "embed": {"name": "embed-local", "port": 8011}},
+    "local": {"chat": {"name": "chat-local", "port": port_base() + 10},
+              "embed": {"name": "embed-local", "port": port_base() + 11}},
 }
 
 
@@ -171,7 +172,7 @@ def test_stale_servers_are_cleaned_up(runtime, chat):
     name = "stale-test"
     if runtime.kind == "podman":
         # What a killed session leaves: a lab-labelled container that is no longer running.
-        run_podman("run", "--name", f"vllm-lab-{name}", "--label", "io.vllm-lab.managed=true",
+        run_podman("run", "--name", container_name(name), "--label", "io.vllm-lab.managed=true",
                    "--label", f"io.vllm-lab.name={name}", "--label", "io.vllm-lab.port=1",
                    "--entrypoint", "true", chat.config.image, timeout=120)
     else:

@@ -17,7 +17,10 @@ from lab_helpers.config import (
     chat_server,
     embedding_server,
 )
+from lab_helpers.errors import ConfigError
 from lab_helpers.server import LocalRuntime, PodmanRuntime
+from lab_helpers.server.keys import key_file
+from lab_helpers.server.local import LAUNCHER
 
 
 def _value_after(argv: list[str], flag: str) -> list[str]:
@@ -59,7 +62,7 @@ def test_extra_args_are_appended_verbatim(cpu_config):
 def test_podman_cpu_command(cpu_config):
     argv = PodmanRuntime().command(cpu_config)
     assert argv[1:3] == ["run", "--detach"]
-    assert _value_after(argv, "--name") == ["vllm-lab-chat"]
+    assert _value_after(argv, "--name") == [cpu_config.container_name]
     assert _value_after(argv, "--publish") == [f"127.0.0.1:8123:{CONTAINER_PORT}"]
     labels = dict(label.split("=", 1) for label in _value_after(argv, "--label"))
     assert labels["io.vllm-lab.config-hash"] == cpu_config.config_hash()
@@ -69,12 +72,17 @@ def test_podman_cpu_command(cpu_config):
     mounts = _value_after(argv, "--volume")
     assert f"{cpu_config.model}:/models/tiny-model:ro" in mounts
     image_at = argv.index(CPU_IMAGE)
-    vllm_part = argv[image_at + 1:]
+    # The lab's launcher runs vLLM: it reads the key from the mounted key file.
+    assert _value_after(argv, "--entrypoint") == ["/opt/venv/bin/python"]
+    assert argv[image_at + 1] == "/opt/vllm-lab/keyguard.py"
+    assert f"{key_file('chat')}:/run/secrets/vllm-lab-api-key:ro" in mounts
+    vllm_part = argv[image_at + 2:]
     assert _value_after(vllm_part, "--model") == ["/models/tiny-model"]
     assert _value_after(vllm_part, "--host") == ["0.0.0.0"]
     assert _value_after(vllm_part, "--port") == [str(CONTAINER_PORT)]
     envs = _value_after(argv[:image_at], "--env")
-    assert "VLLM_API_KEY" in envs, "the key must come from podman's environment, not argv"
+    assert not any(e.startswith("VLLM_API_KEY") for e in envs), "no key in podman's records"
+    assert "VLLM_LAB_KEY_FILE=/run/secrets/vllm-lab-api-key" in envs
     assert "VLLM_CPU_KVCACHE_SPACE=1" in envs
     assert "--shm-size" in argv and "--device" not in argv
 
@@ -104,9 +112,9 @@ def test_gpu_embedding_profile_is_a_pooling_server():
     assert config.port != chat_server("gpu").port
 
 
-def test_local_command_runs_the_module_not_the_broken_script(cpu_config):
+def test_local_command_runs_the_launcher_not_the_broken_script(cpu_config):
     argv = LocalRuntime().command(cpu_config)
-    assert argv[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    assert argv[:2] == [sys.executable, str(LAUNCHER)]
     assert _value_after(argv, "--model") == [cpu_config.model]
 
 
@@ -143,7 +151,22 @@ def test_config_hash_ignores_env_order(cpu_config):
 
 
 @pytest.mark.parametrize("bad", [{"name": "Bad Name"}, {"port": 70000},
-                                 {"enable_tools": True, "tool_call_parser": None}])
+                                 {"enable_tools": True, "tool_call_parser": None},
+                                 {"host": "0.0.0.0"}, {"host": "127.0.0.l"},
+                                 {"host": "192.168.1.10"}])
 def test_invalid_configs_are_rejected(bad):
     with pytest.raises(ValueError):
         ServerConfig(model="/x", **bad)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_loopback_hosts_need_no_expose(host):
+    assert ServerConfig(model="/x", host=host).host == host
+
+
+def test_exposing_a_server_is_explicit_and_warns(cpu_config):
+    with pytest.raises(ConfigError, match="expose=True"):
+        cpu_config.replace(host="0.0.0.0")
+    with pytest.warns(UserWarning, match="reachable from other machines"):
+        exposed = cpu_config.replace(host="0.0.0.0", expose=True)
+    assert f"0.0.0.0:{exposed.port}:{CONTAINER_PORT}" in PodmanRuntime().command(exposed)

@@ -18,7 +18,7 @@ import httpx
 
 from ..config import ServerConfig
 from ..errors import PortInUse, ServerNameInUse, ServerNotFound, ServerStartError
-from .checks import free_port, memory_needed, port_is_free, preflight
+from .checks import PROCESS_OVERHEAD_BYTES, free_port, port_is_free, preflight
 from .keys import key_file, new_api_key, read_api_key, start_lock
 
 __all__ = ["FATAL_LOG", "Runtime", "Server", "ServerInfo", "check_health", "free_port",
@@ -31,7 +31,7 @@ FATAL_LOG = re.compile(
     r"|EngineCore failed to start"
     r"|EngineDeadError"
     r"|InvalidCxxCompiler"
-    r"|^\S*(?:api_server|keyguard)\.py: error: "  # argparse rejecting the command line
+    r"|^\S*(?:api_server|keyguard)(?:\.py)?: error: "  # argparse rejecting the command
     r"|^keyguard: refusing to start",
     re.MULTILINE,
 )
@@ -122,8 +122,8 @@ class Runtime(ABC):
     def list(self) -> list[ServerInfo]: ...
 
     @abstractmethod
-    def _remove(self, name: str) -> bool:
-        """Stop and remove; True if there was something to remove."""
+    def _remove(self, name: str, grace: float) -> bool:
+        """Stop (SIGTERM, SIGKILL after `grace` s) and remove; True if there was something."""
 
     @abstractmethod
     def logs(self, name: str, tail: int = 100) -> str: ...
@@ -138,9 +138,12 @@ class Runtime(ABC):
         """Left behind by a killed session: not running, or running with no key to reach it."""
         return info.state != "running" or read_api_key(info.name) is None
 
-    def remove(self, name: str) -> bool:
-        """Stop and remove the server and its key; True if there was something to remove."""
-        removed = self._remove(name)
+    def remove(self, name: str, grace: float = 10.0) -> bool:
+        """Stop and remove the server and its key; True if there was something to remove.
+
+        `grace`: seconds between SIGTERM and SIGKILL (vLLM shuts down cleanly in a few).
+        """
+        removed = self._remove(name, grace)
         if removed:
             key_file(name).unlink(missing_ok=True)
         return removed
@@ -189,7 +192,8 @@ class Runtime(ABC):
                               startup_seconds=time.monotonic() - began)
             # Every check that can fail runs before the server being replaced is touched.
             replacing = existing if decision == "replace" else None
-            freed = (memory_needed(config) if replacing is not None
+            # A replaced server gives back at least its processes' memory.
+            freed = (PROCESS_OVERHEAD_BYTES if replacing is not None
                      and replacing.state == "running" else 0)
             preflight(config, freed_bytes=freed)
             self.check(config)
@@ -202,7 +206,8 @@ class Runtime(ABC):
             try:
                 info = self._wait_healthy(config, began, timeout, on_log)
             except BaseException:
-                self.remove(config.name)
+                # A server that failed to start has nothing to shut down cleanly.
+                self.remove(config.name, grace=1.0)
                 raise
         return Server(self, info, config=config, reused=False,
                       startup_seconds=time.monotonic() - began)

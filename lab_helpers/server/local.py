@@ -159,7 +159,7 @@ class LocalRuntime(Runtime):
     def list(self) -> list[ServerInfo]:
         return [self._info(r) for r in self._records()]
 
-    def _remove(self, name: str) -> bool:
+    def _remove(self, name: str, grace: float) -> bool:
         """Stop the server's whole session, then forget it (a dead API server included)."""
         path = _record_path(name)
         if not path.exists():
@@ -169,7 +169,7 @@ class LocalRuntime(Runtime):
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)
             return True
-        stop_session(pid)
+        stop_session(pid, grace)
         child = _children.pop(pid, None)
         if child is not None:
             child.wait(timeout=10)

@@ -170,10 +170,9 @@ class PodmanRuntime(Runtime):
         # CI) nothing runs them, so run the first one now: `podman ps` then says "healthy".
         run_podman("healthcheck", "run", config.container_name, check=False, timeout=30)
 
-    def _remove(self, name: str) -> bool:
-        # -t 10: vLLM shuts down cleanly on SIGTERM in a few seconds; then SIGKILL.
-        proc = run_podman("rm", "--force", "--time", "10", container_name(name), check=False,
-                          timeout=60)
+    def _remove(self, name: str, grace: float) -> bool:
+        proc = run_podman("rm", "--force", "--time", str(max(1, round(grace))),
+                          container_name(name), check=False, timeout=60 + grace)
         return proc.returncode == 0
 
     def logs(self, name: str, tail: int = 100) -> str:

@@ -34,3 +34,17 @@ def test_status_with_no_servers(capsys, lab_home, monkeypatch):
     monkeypatch.setattr(server, "available_runtimes", lambda: [server.LocalRuntime()])
     assert main(["status"]) == 0
     assert "no lab servers" in capsys.readouterr().out
+
+
+def test_up_compile_uses_the_compiler_image(capsys):
+    from lab_helpers.image import COMPILE_IMAGE
+
+    assert main(["up", "--compile", "--runtime", "podman", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert COMPILE_IMAGE in out and "--enforce-eager" not in out
+
+
+def test_up_expose_is_explicit_and_warns(capsys):
+    with pytest.warns(UserWarning, match="reachable from other machines"):
+        assert main(["up", "--expose", "--runtime", "podman", "--dry-run"]) == 0
+    assert "--publish 0.0.0.0:" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -17,7 +18,8 @@ from lab_helpers.errors import (
     PortInUse,
 )
 from lab_helpers.server import LocalRuntime, PodmanRuntime, free_port
-from lab_helpers.server.base import ServerInfo, preflight, reuse_decision
+from lab_helpers.server.base import FATAL_LOG, ServerInfo, preflight, reuse_decision
+from lab_helpers.server.keys import key_file, new_api_key, read_api_key, start_lock
 from lab_helpers.server.gpu import gpu_status
 
 
@@ -122,3 +124,77 @@ def test_missing_image_says_how_to_build(config):
     with pytest.raises(ImageMissing) as err:
         PodmanRuntime().check(config.replace(image="localhost/vllm-lab-no-such-image:0"))
     assert "build-image" in err.value.fix
+
+
+# -- engine death: only lines that really mean it ----------------------------------------------
+
+# Lines seen in healthy starts (or shaped like them): they must not abort a start.
+HARMLESS_LINES = [
+    "ERROR 11-29 20:00:00 [registry.py:88] Failed to import optional plugin: harmless",
+    "Traceback (most recent call last):",
+    "ModuleNotFoundError: No module named 'optional_plugin'",
+    "WARNING 11-29 20:00:01 [cpu.py:120] Pin memory is not supported on CPU.",
+    "(APIServer pid=12) INFO 11-29 20:00:02 [api_server.py:1] error: 0 requests failed",
+]
+FATAL_LINES = [
+    "RuntimeError: Engine core initialization failed. See root cause above. Failed core "
+    "proc(s): {}",
+    "(EngineCore_DP0 pid=71) ERROR 11-29 20:00:03 [core.py:1] EngineCore failed to start.",
+    "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue.",
+    "torch._inductor.exc.InvalidCxxCompiler: No working C++ compiler found in "
+    "torch._inductor.config.cpp.cxx: (None, 'g++')",
+    "api_server.py: error: unrecognized arguments: --no-such-vllm-flag",
+    "vllm.entrypoints.openai.api_server: error: unrecognized arguments: --no-such-flag",
+    "keyguard: refusing to start vLLM without an API key: set VLLM_LAB_KEY_FILE",
+]
+
+
+@pytest.mark.parametrize("line", HARMLESS_LINES)
+def test_harmless_lines_are_not_fatal(line):
+    assert not FATAL_LOG.search(line)
+
+
+@pytest.mark.parametrize("line", FATAL_LINES)
+def test_engine_death_lines_are_fatal(line):
+    assert FATAL_LOG.search(line)
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+def test_key_files_and_servers_folder_are_owner_only(lab_home):
+    key = new_api_key("chat")
+    path = key_file("chat")
+    assert read_api_key("chat") == key
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    assert new_api_key("chat") != key, "a fresh key per start"
+
+
+def test_removing_a_server_removes_its_key(lab_home):
+    from lab_helpers.paths import servers_dir
+
+    new_api_key("gone")
+    (servers_dir() / "gone.local.json").write_text(json.dumps({
+        "name": "gone", "pid": 2**22 + 3, "host": "127.0.0.1", "port": 1,
+        "model_name": "x", "config_hash": "x", "log": "/dev/null"}))
+    assert LocalRuntime().remove("gone")
+    assert not key_file("gone").exists()
+    assert LocalRuntime().find("gone") is None
+
+
+def test_a_second_start_of_the_same_name_waits_for_the_first(lab_home):
+    """The start lock is held across processes: another process cannot take it meanwhile."""
+    import subprocess
+    import sys
+
+    probe = ("import fcntl, sys; from lab_helpers.paths import servers_dir; "
+             "h = open(servers_dir() / 'chat.lock', 'a');\n"
+             "try:\n    fcntl.flock(h, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+             "except BlockingIOError:\n    print('held')")
+    with start_lock("chat"):
+        held = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    free = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert (held, free) == ("held", "free")

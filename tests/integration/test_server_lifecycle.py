@@ -1,7 +1,7 @@
 """Real vLLM servers in both runtimes: start, chat, embeddings, reuse, replace, failures.
 
-The Podman servers use the lab's default names (and the test lab's ports), so the notebooks that run later in
-the same test session reuse them instead of paying another start.
+The chat servers are the session's shared ones (conftest: `chat_srv` in Podman under the lab's
+default name, `local_chat_srv`), so later tests and the notebooks reuse them.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 
 from lab_helpers import server
 from lab_helpers.config import chat_server, embedding_server
-from lab_helpers.paths import container_name, port_base
 from lab_helpers.errors import PortInUse, ServerStartError
+from lab_helpers.paths import container_name, lab_instance, port_base
 from lab_helpers.podman_cli import image_exists, podman_status, run_podman
 from lab_helpers.server.base import FATAL_LOG
 
@@ -46,12 +46,9 @@ def runtime(request) -> server.Runtime:
 
 
 @pytest.fixture(scope="module")
-def chat(runtime):
-    config = chat_server("cpu", **SETTINGS[runtime.kind]["chat"])
-    srv = runtime.start(config)
-    yield srv
-    if runtime.kind == "local":
-        srv.stop()
+def chat(runtime, request):
+    """The shared chat server of the runtime (the conftest's, started once per session)."""
+    return request.getfixturevalue("chat_srv" if runtime.kind == "podman" else "local_chat_srv")
 
 
 def test_chat_completion(chat):
@@ -173,6 +170,7 @@ def test_stale_servers_are_cleaned_up(runtime, chat):
     if runtime.kind == "podman":
         # What a killed session leaves: a lab-labelled container that is no longer running.
         run_podman("run", "--name", container_name(name), "--label", "io.vllm-lab.managed=true",
+                   "--label", f"io.vllm-lab.instance={lab_instance()}",
                    "--label", f"io.vllm-lab.name={name}", "--label", "io.vllm-lab.port=1",
                    "--entrypoint", "true", chat.config.image, timeout=120)
     else:
@@ -191,13 +189,10 @@ def test_stale_servers_are_cleaned_up(runtime, chat):
 def test_different_config_replaces_the_server(runtime, chat):
     """Same name, other config: the old server goes, a new one starts.
 
-    Shown on the chat server locally, and on the embeddings server in Podman, so the Podman
-    chat server stays for the notebooks (which restart the embeddings server anyway).
+    Shown on the embeddings server, so the shared chat servers stay for the tests and
+    notebooks that follow (the notebooks restart the embeddings server anyway).
     """
-    if runtime.kind == "local":
-        base = chat.config
-    else:
-        base = embedding_server("cpu", **SETTINGS[runtime.kind]["embed"])
+    base = embedding_server("cpu", **SETTINGS[runtime.kind]["embed"])
     current = runtime.start(base)
     changed = base.replace(extra_args=("--max-num-seqs", "8"))
     replaced = runtime.start(changed)
@@ -209,5 +204,4 @@ def test_different_config_replaces_the_server(runtime, chat):
     finally:
         replaced.stop()
     assert runtime.find(base.name) is None
-    if runtime.kind == "podman":
-        assert chat.health(), "replacing the embeddings server left the chat server alone"
+    assert chat.health(), "replacing the embeddings server left the chat server alone"

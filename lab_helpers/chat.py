@@ -16,8 +16,9 @@ What happens to the history when something goes wrong:
 
 - `stop()` (or closing the `send()` iterator) ends the generation and closes the stream; the
   partial answer stays in the history, marked `stopped`, and is part of the next request.
-- An empty message, an invalid setting, a model that is not served or `max_tokens` above the
-  model's context raise *before* anything is sent: the history is unchanged.
+- An empty message, an invalid setting, a model that is not served, or a conversation that
+  with `max_tokens` no longer fits the model's context (counted by the server's /tokenize)
+  raise *before* anything is sent: the history is unchanged.
 - If the server is unreachable or dies mid-answer, the turn is rolled back: the history is
   exactly what it was before `send()`, and the error (`ServerUnavailable`) carries the text in
   `.unsent` so it can be sent again as is once the server is back (`vllm-lab up`).
@@ -62,7 +63,14 @@ class ChatInputError(ChatError, ValueError):
 
 
 class ContextLimitExceeded(ChatInputError):
-    """max_tokens does not fit in the model's context (max_model_len)."""
+    """The prompt plus max_tokens does not fit in the model's context (max_model_len)."""
+
+    def __init__(self, what: str, *, prompt_tokens: int | None = None, limit: int | None = None,
+                 **kwargs: str) -> None:
+        self.prompt_tokens = prompt_tokens
+        """The conversation's size in tokens as the server counted it (None: not counted)."""
+        self.limit = limit
+        super().__init__(what, **kwargs)
 
 
 class ModelNotServed(ChatInputError):
@@ -132,6 +140,8 @@ class ReplyStats:
     """Content chunks received (not a token count: a chunk may hold more than one token)."""
     finish_reason: str | None = None
     stopped: bool = False
+    total_tokens: int | None = None
+    """Prompt + completion, as the server's usage chunk reports it (what fills the context)."""
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -141,14 +151,18 @@ class ReplyStats:
         return (self.completion_tokens - 1) / self.decode_s
 
     def summary(self) -> str:
-        """One line for humans: 'TTFT 0.17 s · 35.2 tok/s · 36 prompt + 20 completion tokens'."""
+        """One line: 'TTFT 0.17 s · 35.2 tok/s · 36 prompt + 20 completion = 56 tokens · ...'."""
         ttft = f"TTFT {self.ttft_s:.2f} s" if self.ttft_s is not None else "no token received"
         tps = self.tokens_per_s
         speed = f"{tps:.1f} tok/s" if tps is not None else "tok/s n/a"
         if self.prompt_tokens is None or self.completion_tokens is None:
             tokens = "token counts not reported (stream ended early)"
         else:
-            tokens = f"{self.prompt_tokens} prompt + {self.completion_tokens} completion tokens"
+            total = self.total_tokens
+            if total is None:
+                total = self.prompt_tokens + self.completion_tokens
+            tokens = (f"{self.prompt_tokens} prompt + {self.completion_tokens} completion = "
+                      f"{total} tokens")
         parts = [ttft, speed, tokens, f"{self.total_s:.2f} s total"]
         if self.stopped:
             parts.append("stopped")
@@ -197,6 +211,7 @@ class _Clock:
             total_s=end - self.start,
             prompt_tokens=getattr(usage, "prompt_tokens", None),
             completion_tokens=getattr(usage, "completion_tokens", None),
+            total_tokens=getattr(usage, "total_tokens", None),
             chunks=self.chunks,
             finish_reason=finish_reason,
             stopped=stopped,
@@ -449,6 +464,39 @@ class ChatSession:
         served = dict.fromkeys(list(here) + [e.model for e in lab])
         raise self._not_served(model, served)
 
+    def count_prompt_tokens(self, next_message: str | None = None) -> int:
+        """Tokens of the prompt the next request sends, counted by the server (POST /tokenize
+        with the same messages and chat template), not estimated."""
+        endpoint = self._fresh_endpoint()
+        try:
+            response = httpx.post(
+                f"{endpoint.base_url}/tokenize",
+                headers={"Authorization": f"Bearer {endpoint.api_key}"},
+                json={"model": endpoint.model, "messages": self.messages(next_message),
+                      "add_generation_prompt": True},
+                timeout=min(self._timeout, 10.0),
+            )
+        except httpx.HTTPError as exc:
+            self._stale = True
+            raise self._unavailable(f"Cannot reach {endpoint.label}: {exc}") from exc
+        if response.status_code != 200:
+            raise ChatError(f"{endpoint.label} could not count the prompt's tokens "
+                            f"({response.status_code}): {response.text[:200]}",
+                            fix="check the server log (vllm-lab logs)")
+        return int(response.json()["count"])
+
+    def export_json(self) -> str:
+        """The conversation (system prompt, settings, turns with their stats) as JSON."""
+        from .chat_export import to_json
+
+        return to_json(self)
+
+    def export_markdown(self) -> str:
+        """The conversation as Markdown, one section per turn with its stats line."""
+        from .chat_export import to_markdown
+
+        return to_markdown(self)
+
     # -- chatting ----------------------------------------------------------------------------
 
     def send(self, text: str) -> Iterator[str]:
@@ -491,8 +539,35 @@ class ChatSession:
                 f"max_tokens={self._max_tokens} is above the context of {self.model}: "
                 f"max_model_len={limit} tokens (prompt and answer together).",
                 fix=f"set max_tokens to at most {limit} (much less leaves room for the prompt)",
+                limit=limit,
             )
+        if limit is not None:
+            self._check_fits(text, limit)
         return ChatTurn(user=text, model=self.model)
+
+    def _check_fits(self, text: str, limit: int) -> None:
+        """ContextLimitExceeded if prompt + max_tokens > limit. The server counts the prompt,
+        but only when a cheap upper bound (a byte-level tokenizer never makes more tokens than
+        UTF-8 bytes, plus a margin per message for the template) says it might not fit."""
+        messages = self.messages(text)
+        bound = sum(len(m["content"].encode()) + 16 for m in messages) + 64
+        if bound + self._max_tokens <= limit:
+            return
+        try:
+            prompt = self.count_prompt_tokens(text)
+        except ServerUnavailable as exc:
+            exc.unsent = text
+            raise
+        if prompt + self._max_tokens > limit:
+            room = limit - prompt
+            raise ContextLimitExceeded(
+                f"The conversation no longer fits: {prompt} prompt tokens (system prompt, "
+                f"{len(self._history)} earlier turns and this message) + max_tokens="
+                f"{self._max_tokens} > max_model_len={limit} of {self.model}. Nothing was sent.",
+                fix=(f"lower max_tokens to at most {room}, or " if room > 0 else "")
+                + "start a new conversation with clear() (or the Clear button)",
+                prompt_tokens=prompt, limit=limit,
+            )
 
     def _generate(self, turn: ChatTurn) -> Iterator[str]:
         messages = self.messages(turn.user)
@@ -564,7 +639,7 @@ class ChatSession:
         """The endpoint with the lab server's current key (a restart writes a new one)."""
         endpoint = self._endpoint
         if endpoint.server_name:
-            from .server.base import read_api_key
+            from .server.keys import read_api_key
 
             key = read_api_key(endpoint.server_name)
             if key and key != endpoint.api_key:

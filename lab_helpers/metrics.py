@@ -2,21 +2,25 @@
 
     from lab_helpers.metrics import fetch_metrics, MetricsRecorder, plot_metrics
 
-    snap = fetch_metrics(srv)                   # a Server, a lab server name or a base URL
+    snap = fetch_metrics(srv)                   # a Server, a lab server name, or a URL + api_key
     snap.model().kv_cache_usage_pct             # one model per server in the lab
     with MetricsRecorder(srv, interval=1.0) as rec:
         ...                                     # chat meanwhile
     plot_metrics(rec.frame())
 
-/metrics needs no API key. Counters (tokens) only grow while the server runs; the recorder
-derives rates (tokens/s) from consecutive samples. Several engines (data parallel) are summed,
-their KV-cache usage averaged.
+Requests carry the server's API key (every route but /health needs it). Counters and
+histograms only grow while the server runs, so the recorder derives everything "per interval"
+from consecutive samples: tokens/s, preemptions, the prefix-cache hit rate, and mean TTFT,
+inter-token and end-to-end latency as Δsum/Δcount of vLLM's histograms (the mean over the
+requests of that interval, not since the server started). Nothing is estimated. Several
+engines (data parallel) are summed, their KV-cache usage averaged.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,19 +34,42 @@ if TYPE_CHECKING:
 
     from .server import Server
 
-# vLLM 0.32 names (checked against a live server). Older releases called KV usage gpu_cache_*.
+# vLLM 0.32 names (checked against a live 0.32.0 server). Older releases called KV usage
+# gpu_cache_*. Counters are listed without "_total": the samples carry it.
 KV_CACHE_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
-PROMPT_TOKENS = "vllm:prompt_tokens"  # counter: samples are named ..._total
+COUNTERS = {
+    "vllm:prompt_tokens": "prompt_tokens_total",
+    "vllm:generation_tokens": "generation_tokens_total",
+    "vllm:num_preemptions": "preemptions_total",
+    "vllm:prefix_cache_queries": "prefix_cache_queries_total",
+    "vllm:prefix_cache_hits": "prefix_cache_hits_total",
+}
+HISTOGRAMS = {
+    "vllm:time_to_first_token_seconds": "ttft",
+    "vllm:inter_token_latency_seconds": "itl",
+    "vllm:e2e_request_latency_seconds": "e2e",
+}
+PROMPT_TOKENS = "vllm:prompt_tokens"
 GENERATION_TOKENS = "vllm:generation_tokens"
 TTFT = "vllm:time_to_first_token_seconds"
+
+# Per-interval latencies: the histogram's Δsum/Δcount between two samples, i.e. the mean over
+# the requests that finished that step in that interval (NaN when none did).
+LATENCY_COLUMNS = {"ttft": "ttft_s", "itl": "itl_s", "e2e": "e2e_s"}
 
 COLUMNS = [
     "time", "elapsed_s", "model", "kv_cache_usage_pct", "requests_running",
     "requests_waiting", "prompt_tokens_total", "generation_tokens_total",
-    "generation_tokens_per_s", "ttft_count", "ttft_sum_s", "ttft_mean_s",
+    "preemptions_total", "prefix_cache_queries_total", "prefix_cache_hits_total",
+    "ttft_count", "ttft_sum_s", "ttft_mean_s", "itl_count", "itl_sum_s",
+    "e2e_count", "e2e_sum_s",
+    # derived from consecutive samples by MetricsRecorder.frame():
+    "prompt_tokens_per_s", "generation_tokens_per_s", "preemptions", "prefix_cache_hit_rate",
+    "ttft_s", "itl_s", "e2e_s",
 ]
+DERIVED = COLUMNS[COLUMNS.index("prompt_tokens_per_s"):]
 
 
 class MetricsUnavailable(LabError):
@@ -59,6 +86,7 @@ class Histogram:
 
     @property
     def mean(self) -> float | None:
+        """Mean since the server started (not of recent requests: see the recorder)."""
         return self.sum / self.count if self.count else None
 
     def __add__(self, other: Histogram) -> Histogram:
@@ -71,7 +99,7 @@ class Histogram:
 
 @dataclass(frozen=True)
 class ModelMetrics:
-    """One served model's numbers at one moment."""
+    """One served model's numbers at one moment (counters and histograms since its start)."""
 
     model: str
     kv_cache_usage: float | None
@@ -80,12 +108,29 @@ class ModelMetrics:
     requests_waiting: float = 0.0
     prompt_tokens_total: float = 0.0
     generation_tokens_total: float = 0.0
+    preemptions_total: float = 0.0
+    """Requests pushed out of the KV cache to make room (recomputed later): a full cache."""
+    prefix_cache_queries_total: float = 0.0
+    """Prompt tokens looked up in the prefix cache."""
+    prefix_cache_hits_total: float = 0.0
+    """Of those, tokens whose KV was already cached (not computed again)."""
     ttft: Histogram | None = None
     """Time to first token (server side), seconds."""
+    itl: Histogram | None = None
+    """Inter-token latency: the gap between consecutive output tokens, seconds."""
+    e2e: Histogram | None = None
+    """End-to-end request latency (arrival to last token, server side), seconds."""
 
     @property
     def kv_cache_usage_pct(self) -> float | None:
         return None if self.kv_cache_usage is None else 100.0 * self.kv_cache_usage
+
+    @property
+    def prefix_cache_hit_rate(self) -> float | None:
+        """Hits over queries since the server started (0-1); None before any query."""
+        if not self.prefix_cache_queries_total:
+            return None
+        return self.prefix_cache_hits_total / self.prefix_cache_queries_total
 
 
 @dataclass(frozen=True)
@@ -111,21 +156,34 @@ class MetricsSnapshot:
         """One flat row per model (the recorder's DataFrame columns, without derived ones)."""
         out = []
         for m in self.models.values():
-            out.append({
+            row: dict[str, Any] = {
                 "time": self.time, "model": m.model,
                 "kv_cache_usage_pct": m.kv_cache_usage_pct,
                 "requests_running": m.requests_running,
                 "requests_waiting": m.requests_waiting,
-                "prompt_tokens_total": m.prompt_tokens_total,
-                "generation_tokens_total": m.generation_tokens_total,
-                "ttft_count": m.ttft.count if m.ttft else 0.0,
-                "ttft_sum_s": m.ttft.sum if m.ttft else 0.0,
-                "ttft_mean_s": m.ttft.mean if m.ttft else None,
-            })
+            }
+            for column in COUNTERS.values():
+                row[column] = getattr(m, column)
+            for short in HISTOGRAMS.values():
+                hist: Histogram | None = getattr(m, short)
+                row[f"{short}_count"] = hist.count if hist else 0.0
+                row[f"{short}_sum_s"] = hist.sum if hist else 0.0
+            row["ttft_mean_s"] = m.ttft.mean if m.ttft else None
+            out.append(row)
         return out
 
 
 # -- parsing -----------------------------------------------------------------------------------
+
+
+class _Hist:
+    def __init__(self) -> None:
+        self.buckets: dict[float, float] = {}
+        self.sum = 0.0
+        self.count = 0.0
+
+    def freeze(self) -> Histogram:
+        return Histogram(tuple(sorted(self.buckets.items())), self.sum, self.count)
 
 
 class _Acc:
@@ -135,24 +193,16 @@ class _Acc:
         self.kv: list[float] = []
         self.running = 0.0
         self.waiting = 0.0
-        self.prompt = 0.0
-        self.generation = 0.0
-        self.ttft_buckets: dict[float, float] = {}
-        self.ttft_sum = 0.0
-        self.ttft_count = 0.0
-        self.has_ttft = False
+        self.counters = dict.fromkeys(COUNTERS.values(), 0.0)
+        self.hists: dict[str, _Hist] = {}
 
     def metrics(self, model: str) -> ModelMetrics:
-        ttft = None
-        if self.has_ttft:
-            ttft = Histogram(tuple(sorted(self.ttft_buckets.items())), self.ttft_sum,
-                             self.ttft_count)
         return ModelMetrics(
             model=model,
             kv_cache_usage=sum(self.kv) / len(self.kv) if self.kv else None,
             requests_running=self.running, requests_waiting=self.waiting,
-            prompt_tokens_total=self.prompt, generation_tokens_total=self.generation,
-            ttft=ttft,
+            **self.counters,  # type: ignore[arg-type]
+            **{short: h.freeze() for short, h in self.hists.items()},
         )
 
 
@@ -178,48 +228,74 @@ def parse_metrics(text: str) -> dict[str, ModelMetrics]:
                 acc(labels).running += value
             elif sname == WAITING:
                 acc(labels).waiting += value
-            elif sname == PROMPT_TOKENS + "_total":
-                acc(labels).prompt += value
-            elif sname == GENERATION_TOKENS + "_total":
-                acc(labels).generation += value
-            elif sname == TTFT + "_bucket":
-                a = acc(labels)
-                a.has_ttft = True
-                le = float(labels["le"])
-                a.ttft_buckets[le] = a.ttft_buckets.get(le, 0.0) + value
-            elif sname == TTFT + "_sum":
-                acc(labels).ttft_sum += value
-                acc(labels).has_ttft = True
-            elif sname == TTFT + "_count":
-                acc(labels).ttft_count += value
-                acc(labels).has_ttft = True
+            elif sname.endswith("_total") and sname[:-6] in COUNTERS:
+                acc(labels).counters[COUNTERS[sname[:-6]]] += value
+            else:
+                base, _, part = sname.rpartition("_")
+                short = HISTOGRAMS.get(base)
+                if short is None or part not in ("bucket", "sum", "count"):
+                    continue
+                hist = acc(labels).hists.setdefault(short, _Hist())
+                if part == "bucket":
+                    le = float(labels["le"])
+                    hist.buckets[le] = hist.buckets.get(le, 0.0) + value
+                elif part == "sum":
+                    hist.sum += value
+                else:
+                    hist.count += value
     return {model: a.metrics(model) for model, a in per_model.items() if model}
 
 
-def _base_url(target: Server | str) -> str:
+def _endpoint(target: Server | str, api_key: str | None) -> tuple[str, Callable[[], str]]:
+    """Base URL and a function giving the current API key (a restart writes a new one)."""
     if not isinstance(target, str):
-        return target.base_url
+        srv = target
+        return srv.base_url, (lambda: api_key or srv.api_key)
     if target.startswith(("http://", "https://")):
-        return target.rstrip("/").removesuffix("/v1")
+        return target.rstrip("/").removesuffix("/v1"), (lambda: api_key or "")
     from . import server
 
-    return server.get(target).base_url
+    srv = server.get(target)
+    return srv.base_url, (lambda: api_key or srv.api_key)
 
 
-def fetch_metrics(target: Server | str, timeout: float = 5.0) -> MetricsSnapshot:
-    """GET /metrics of a server (a Server, a lab server name or a base URL) and parse it."""
-    base_url = _base_url(target)
+def _get(base_url: str, key: str, timeout: float) -> str:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        response = httpx.get(f"{base_url}/metrics", timeout=timeout)
+        response = httpx.get(f"{base_url}/metrics", timeout=timeout, headers=headers)
         response.raise_for_status()
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 401:
+            raise MetricsUnavailable(
+                f"{base_url}/metrics refused the request (401): it needs the server's API key.",
+                cause="a bare URL was given without api_key=, or the key is out of date",
+                fix="pass the server or its lab name (fetch_metrics(srv)), or "
+                "fetch_metrics(url, api_key=srv.api_key)",
+            ) from exc
+        raise MetricsUnavailable(
+            f"{base_url}/metrics answered {exc.response.status_code}.",
+            cause="not a vLLM server, or it is still starting",
+            fix="check it with `vllm-lab status`; start it with `vllm-lab up`",
+        ) from exc
     except httpx.HTTPError as exc:
         raise MetricsUnavailable(
             f"Cannot read {base_url}/metrics: {type(exc).__name__}: {exc}",
             cause="the server is stopped, still starting, or not a vLLM server",
             fix="check it with `vllm-lab status`; start it with `vllm-lab up`",
         ) from exc
-    return MetricsSnapshot(time=time.time(), base_url=base_url,
-                           models=parse_metrics(response.text))
+    return response.text
+
+
+def fetch_metrics(target: Server | str, timeout: float = 5.0, *,
+                  api_key: str | None = None) -> MetricsSnapshot:
+    """GET /metrics of a server (a Server, a lab server name or a base URL) and parse it.
+
+    The request carries the server's API key: a Server's or a lab server's own, or `api_key`
+    for a bare URL.
+    """
+    base_url, key = _endpoint(target, api_key)
+    text = _get(base_url, key(), timeout)
+    return MetricsSnapshot(time=time.time(), base_url=base_url, models=parse_metrics(text))
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -228,16 +304,17 @@ def fetch_metrics(target: Server | str, timeout: float = 5.0) -> MetricsSnapshot
 class MetricsRecorder:
     """Samples a server's /metrics every `interval` seconds on a background thread.
 
-    `frame()` returns everything so far as a DataFrame (one row per sample and model, with
-    `generation_tokens_per_s` derived from consecutive samples). A failed sample is skipped and
-    kept in `last_error`; the recorder keeps trying, so it survives a server restart.
+    `frame()` returns everything so far as a DataFrame: one row per sample and model, with the
+    per-interval columns (DERIVED) computed from consecutive samples. A failed sample is
+    skipped and kept in `last_error`; the recorder keeps trying, so it survives a server
+    restart (the API key is re-read for every sample).
     """
 
     def __init__(self, target: Server | str, interval: float = 1.0, max_rows: int = 10_000,
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, *, api_key: str | None = None) -> None:
         if interval <= 0:
             raise ValueError("interval must be > 0 seconds")
-        self._base_url = _base_url(target)
+        self._base_url, self._key = _endpoint(target, api_key)
         self.interval = float(interval)
         self._max_rows = max_rows
         self._timeout = timeout
@@ -260,10 +337,12 @@ class MetricsRecorder:
     def sample(self) -> MetricsSnapshot | None:
         """Take one sample now and append it; None (and `last_error` set) if it failed."""
         try:
-            snap = fetch_metrics(self._base_url, timeout=self._timeout)
+            text = _get(self._base_url, self._key(), self._timeout)
         except MetricsUnavailable as exc:
             self.last_error = exc.what
             return None
+        snap = MetricsSnapshot(time=time.time(), base_url=self._base_url,
+                               models=parse_metrics(text))
         self.last_error = None
         with self._lock:
             if self._started is None:
@@ -303,19 +382,9 @@ class MetricsRecorder:
             self._halt.wait(max(0.0, self.interval - (time.monotonic() - began)))
 
     def frame(self) -> pd.DataFrame:
-        import pandas as pd
-
         with self._lock:
             rows = list(self._rows)
-        df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "generation_tokens_per_s"])
-        df["time"] = pd.to_datetime(df["time"], unit="s")
-        rates = []
-        for _, group in df.groupby("model", sort=False):
-            dt = group["elapsed_s"].diff()
-            rate = group["generation_tokens_total"].diff() / dt
-            rates.append(rate.clip(lower=0))  # a restarted server resets its counters
-        df["generation_tokens_per_s"] = pd.concat(rates) if rates else pd.Series(dtype=float)
-        return df[COLUMNS]
+        return derive(rows)
 
     def __enter__(self) -> MetricsRecorder:
         return self.start()
@@ -329,28 +398,63 @@ class MetricsRecorder:
                 f"{self.samples_taken} samples>")
 
 
+def derive(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Raw sample rows (MetricsSnapshot.rows() plus elapsed_s) as a frame with DERIVED columns.
+
+    Each derived value covers the interval since the model's previous sample. A restarted
+    server resets its counters: the negative differences across the restart become NaN.
+    """
+    import numpy as np
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in DERIVED])
+    df["time"] = pd.to_datetime(df["time"], unit="s")
+    for column in DERIVED:
+        df[column] = pd.Series(dtype=float)
+    for _, group in df.groupby("model", sort=False):
+        d = group.drop(columns=["time", "model"]).astype(float).diff()
+        d = d.where(d >= 0)  # a counter that went down: the server restarted
+        dt = d["elapsed_s"].where(d["elapsed_s"] > 0)
+        idx = group.index
+        df.loc[idx, "prompt_tokens_per_s"] = d["prompt_tokens_total"] / dt
+        df.loc[idx, "generation_tokens_per_s"] = d["generation_tokens_total"] / dt
+        df.loc[idx, "preemptions"] = d["preemptions_total"]
+        queries = d["prefix_cache_queries_total"].replace(0, np.nan)
+        df.loc[idx, "prefix_cache_hit_rate"] = d["prefix_cache_hits_total"] / queries
+        for short, column in LATENCY_COLUMNS.items():
+            count = d[f"{short}_count"].replace(0, np.nan)
+            df.loc[idx, column] = d[f"{short}_sum_s"] / count
+    return df[COLUMNS]
+
+
 # -- plotting ----------------------------------------------------------------------------------
 
 
 def plot_metrics(data: pd.DataFrame | MetricsRecorder, fig: Figure | None = None) -> Figure:
-    """Four panels over time: KV-cache usage, requests, generated tokens/s, mean TTFT.
+    """Six panels over time: KV cache, requests, tokens/s, latency, prefix hits, preemptions.
 
-    Draws on `fig` if given (cleared first), else on a new Figure (not pyplot's global state,
-    so it is safe from a background thread). In a notebook, the figure displays itself.
+    Latencies are per interval (Δsum/Δcount of vLLM's histograms), points only where requests
+    finished. Draws on `fig` if given (cleared first), else on a new Figure (not pyplot's
+    global state, so it is safe from a background thread). In a notebook it displays itself.
     """
     from matplotlib.figure import Figure
 
     df = data.frame() if isinstance(data, MetricsRecorder) else data
     if fig is None:
-        fig = Figure(figsize=(9, 5.5), layout="constrained")
+        fig = Figure(figsize=(9, 7.5), layout="constrained")
     else:
         fig.clear()
-    axes = fig.subplots(2, 2, sharex=True)
+    axes = fig.subplots(3, 2, sharex=True)
     panels = [
-        (axes[0][0], "KV-cache usage (%)", ["kv_cache_usage_pct"]),
-        (axes[0][1], "Requests", ["requests_running", "requests_waiting"]),
-        (axes[1][0], "Generated tokens/s", ["generation_tokens_per_s"]),
-        (axes[1][1], "Mean TTFT, server side (s)", ["ttft_mean_s"]),
+        (axes[0][0], "KV-cache usage (%)", {"kv_cache_usage_pct": "KV cache"}),
+        (axes[0][1], "Requests", {"requests_running": "running",
+                                  "requests_waiting": "waiting"}),
+        (axes[1][0], "Tokens/s", {"prompt_tokens_per_s": "prompt",
+                                  "generation_tokens_per_s": "generated"}),
+        (axes[1][1], "Mean latency per interval (s)", {"ttft_s": "TTFT", "itl_s": "inter-token",
+                                                       "e2e_s": "end-to-end"}),
+        (axes[2][0], "Prefix-cache hit rate per interval", {"prefix_cache_hit_rate": "hits"}),
+        (axes[2][1], "Preemptions per interval", {"preemptions": "preemptions"}),
     ]
     models = list(df["model"].unique()) if len(df) else []
     for ax, title, columns in panels:
@@ -358,14 +462,13 @@ def plot_metrics(data: pd.DataFrame | MetricsRecorder, fig: Figure | None = None
         ax.grid(alpha=0.3)
         for model in models:
             part = df[df["model"] == model]
-            for column in columns:
-                label = column.replace("requests_", "") if len(columns) > 1 else model
-                if len(models) > 1 and len(columns) > 1:
-                    label = f"{model}: {label}"
-                ax.plot(part["elapsed_s"], part[column].astype(float), label=label)
+            for column, name in columns.items():
+                label = name if len(models) == 1 else f"{model}: {name}"
+                ax.plot(part["elapsed_s"], part[column].astype(float), label=label,
+                        marker="." if column in LATENCY_COLUMNS.values() else None)
         if models and (len(columns) > 1 or len(models) > 1):
             ax.legend(fontsize=8, loc="upper left")
-    for ax in axes[1]:
+    for ax in axes[2]:
         ax.set_xlabel("seconds")
     if not models:
         fig.suptitle("no samples yet", fontsize=10)

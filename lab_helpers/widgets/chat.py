@@ -30,9 +30,12 @@ from ..chat import (
     ServerUnavailable,
 )
 from ..errors import LabError
+from ..presets import SYSTEM_PRESETS
+from .markdown_html import CODE_STYLE, download_link, render_markdown
 
 # How often the streamed answer is pushed to the browser (seconds): each push is a message.
 REFRESH_S = 0.05
+CUSTOM = "Custom"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,9 +92,13 @@ def _turn_html(turn: ChatTurn) -> str:
         f'<div style="margin:4px 0"><b>You:</b> '
         f'<span style="white-space:pre-wrap">{html.escape(turn.user)}</span></div>'
         f'<div style="margin:4px 0 10px 0"><b>{html.escape(turn.model or "Assistant")}:</b> '
-        f'<span style="white-space:pre-wrap">{html.escape(turn.answer)}</span>{mark}{stats}'
+        f"{render_markdown(turn.answer)}{mark}{stats}"
         "</div>"
     )
+
+
+def _preset_of(prompt: str) -> str:
+    return next((name for name, text in SYSTEM_PRESETS.items() if text == prompt), CUSTOM)
 
 
 # -- the widget --------------------------------------------------------------------------------
@@ -119,6 +126,11 @@ class ChatWidget(widgets.VBox):
             description="System", layout={"width": "98%", "height": "60px"},
             value=session.system_prompt if session else _DEFAULTS["system_prompt"],
         )
+        self._preset = widgets.Dropdown(
+            description="Preset", options=[*SYSTEM_PRESETS, CUSTOM],
+            value=_preset_of(self._system.value), layout={"width": "320px"},
+            tooltip="a system prompt to start from; edit it below",
+        )
         self._temperature = widgets.FloatSlider(
             description="temperature", min=0.0, max=2.0, step=0.05, readout_format=".2f",
             value=session.temperature if session else _DEFAULTS["temperature"],
@@ -140,10 +152,15 @@ class ChatWidget(widgets.VBox):
         self._send = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
         self._stop = widgets.Button(description="Stop", icon="stop", disabled=True)
         self._clear = widgets.Button(description="Clear", icon="trash")
+        self._export = widgets.Button(description="Export", icon="download",
+                                      tooltip="the conversation as JSON and Markdown")
+        self._downloads = widgets.HTML()
 
         self._send.on_click(self._on_send)
         self._stop.on_click(self._on_stop)
         self._clear.on_click(self._on_clear)
+        self._export.on_click(self._on_export)
+        self._preset.observe(self._on_preset, names="value")
         self._refresh.on_click(self._on_refresh)
         self._model.observe(self._on_model, names="value")
         self._system.observe(self._on_system, names="value")
@@ -153,14 +170,17 @@ class ChatWidget(widgets.VBox):
 
         super().__init__(children=[
             widgets.HBox([self._model, self._refresh]),
+            self._preset,
             self._system,
             widgets.HBox([self._temperature, self._top_p, self._max_tokens]),
             self._history,
             self._answer,
             self._metrics,
             self._message,
-            widgets.HBox([self._send, self._stop, self._clear]),
+            widgets.HBox([self._send, self._stop, self._clear, self._export]),
+            self._downloads,
             self._status,
+            widgets.HTML(CODE_STYLE),
         ])
         if session is not None:
             self._history.value = "".join(_turn_html(t) for t in session.history)
@@ -185,6 +205,16 @@ class ChatWidget(widgets.VBox):
     def metrics_line(self) -> str:
         """The metrics line under the latest answer (HTML)."""
         return self._metrics.value
+
+    @property
+    def preset(self) -> str:
+        """The system-prompt preset in use ("Custom" once the prompt is edited)."""
+        return self._preset.value
+
+    @property
+    def downloads(self) -> str:
+        """The export links (HTML), after Export was clicked."""
+        return self._downloads.value
 
     @property
     def status(self) -> str:
@@ -252,6 +282,27 @@ class ChatWidget(widgets.VBox):
     def _on_system(self, change: dict[str, Any]) -> None:
         if self._session is not None:
             self._session.system_prompt = change["new"]
+        preset = _preset_of(change["new"])
+        if preset != self._preset.value:
+            self._preset.value = preset
+
+    @captured
+    def _on_preset(self, change: dict[str, Any]) -> None:
+        if change["new"] != CUSTOM and self._system.value != SYSTEM_PRESETS[change["new"]]:
+            self._system.value = SYSTEM_PRESETS[change["new"]]
+
+    @captured
+    def _on_export(self, _button: widgets.Button) -> None:
+        if self._session is None:
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self._downloads.value = (
+            "Download: "
+            + download_link(self._session.export_json(), f"conversation-{stamp}.json",
+                            "application/json", "JSON")
+            + download_link(self._session.export_markdown(), f"conversation-{stamp}.md",
+                            "text/markdown", "Markdown")
+        )
 
     @captured
     def _on_temperature(self, change: dict[str, Any]) -> None:
@@ -311,7 +362,7 @@ class ChatWidget(widgets.VBox):
         return (f'<div style="margin:4px 0"><b>You:</b> '
                 f'<span style="white-space:pre-wrap">{html.escape(user)}</span></div>'
                 f'<div style="margin:4px 0"><b>{html.escape(model)}:</b> '
-                f'<span style="white-space:pre-wrap">{html.escape(text)}</span>{mark}</div>')
+                f"{render_markdown(text)}{mark}</div>")
 
     @staticmethod
     def _metrics_html(turn: ChatTurn) -> str:
@@ -326,6 +377,7 @@ class ChatWidget(widgets.VBox):
     def _set_busy(self, busy: bool) -> None:
         self._send.disabled = busy
         self._clear.disabled = busy
+        self._export.disabled = busy
         self._model.disabled = busy
         self._stop.disabled = not busy
 

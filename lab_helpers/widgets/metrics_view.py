@@ -1,8 +1,11 @@
 """MetricsView: the server's own numbers, live, while you chat.
 
     from lab_helpers.widgets import MetricsView
-    view = MetricsView("chat")           # a lab server name, a Server, a base URL or a recorder
+    view = MetricsView("chat")           # a lab server name, a Server or a recorder
     view                                 # toggle Recording; the plot redraws every 2 s
+
+Latencies and the prefix-cache hit rate are per interval ("last interval" in the summary:
+the latest interval in which requests finished), never means since the server started.
 
 The view owns no data: a `MetricsRecorder` (lab_helpers.metrics) samples /metrics on its own
 thread; the view redraws its frame as a PNG on a second thread while recording.
@@ -160,20 +163,30 @@ class MetricsView(widgets.VBox):
 
     @staticmethod
     def _summary_html(frame: pd.DataFrame) -> str:
+        """The latest sample per model; per-interval figures from the last interval with data."""
         if frame.empty:
             return note_html("No samples yet.")
+
+        def latest(group: pd.DataFrame, column: str, fmt: str, scale: float = 1.0) -> str:
+            values = group[column].dropna()
+            return "n/a" if values.empty else fmt.format(scale * float(values.iloc[-1]))
+
         parts = []
         for model, group in frame.groupby("model", sort=False):
             last = group.iloc[-1]
-            kv = last["kv_cache_usage_pct"]
-            ttft = last["ttft_mean_s"]
             parts.append(
                 f"<b>{html.escape(str(model))}</b>: KV cache "
-                f"{'n/a' if kv is None or kv != kv else f'{kv:.2f} %'} · "
+                f"{latest(group, 'kv_cache_usage_pct', '{:.2f} %')} · "
                 f"running {last['requests_running']:.0f} · waiting "
                 f"{last['requests_waiting']:.0f} · generated "
-                f"{last['generation_tokens_total']:.0f} tokens · mean TTFT "
-                f"{'n/a' if ttft is None or ttft != ttft else f'{ttft:.3f} s'}"
+                f"{last['generation_tokens_total']:.0f} tokens<br>"
+                f"last interval: prompt {latest(group, 'prompt_tokens_per_s', '{:.1f}')} tok/s · "
+                f"generated {latest(group, 'generation_tokens_per_s', '{:.1f}')} tok/s · "
+                f"TTFT {latest(group, 'ttft_s', '{:.0f} ms', 1000)} · "
+                f"inter-token {latest(group, 'itl_s', '{:.1f} ms', 1000)} · "
+                f"end-to-end {latest(group, 'e2e_s', '{:.2f} s')} · "
+                f"prefix-cache hits {latest(group, 'prefix_cache_hit_rate', '{:.0f} %', 100)} · "
+                f"preemptions since start {last['preemptions_total']:.0f}"
             )
         return "<br>".join(parts)
 

@@ -6,14 +6,21 @@
 
 One row per configured server, plus any other running lab server it finds (those can only be
 stopped: the panel does not know their config). Starting takes ~30 s and runs on a thread; the
-log view shows the start as it happens and then follows the log while "Log" is on. A timer
-thread refreshes states every `poll_interval` seconds; `close()` ends it.
+log view shows the start as it happens and then follows the log while "Log" is on. The model
+picker lists the catalog (lab_helpers.catalog): models this machine can serve can be chosen for
+the chat row, the others say why not.
+
+One poller thread per panel refreshes the states (`podman ps`, a health check per server):
+every `poll_interval` seconds while something changes, backing off to `max_poll_interval`
+while nothing does, and fast again after any click. `close()` ends it, and so does a new panel
+for the same servers (re-running the notebook cell), so old panels never poll forever.
 """
 
 from __future__ import annotations
 
 import html
 import threading
+import weakref
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -24,6 +31,7 @@ from .. import server
 from ..config import ServerConfig
 from ..server import RuntimeKind, ServerInfo
 from .chat import captured, error_html, note_html
+from .model_picker import ModelPicker
 
 STATE_COLORS = {"healthy": "#1a7f37", "starting": "#9a6700", "stopping": "#9a6700",
                 "unhealthy": "#cf222e", "stopped": "#6e7781"}
@@ -33,8 +41,9 @@ class _ServerRow(widgets.VBox):
     """One server: title, state, Start/Stop, Log toggle, command preview, log, messages."""
 
     def __init__(self, name: str, config: ServerConfig | None, runtime: RuntimeKind,
-                 log_tail: int) -> None:
+                 log_tail: int, on_action: Any = None) -> None:
         self.name = name
+        self._on_action = on_action or (lambda: None)
         self._config = config
         self._runtime = runtime
         self._log_tail = log_tail
@@ -122,6 +131,17 @@ class _ServerRow(widgets.VBox):
     def follows_log(self) -> bool:
         return self._show_log.value and not self._busy
 
+    def set_config(self, config: ServerConfig) -> None:
+        """Serve another model from this row (takes effect at the next Start)."""
+        self._config = config
+        self._render_title()
+        self._render_preview()
+        self.update(self._info, self.state == "healthy")
+
+    @property
+    def config(self) -> ServerConfig | None:
+        return self._config
+
     def runtime_for_logs(self) -> server.Runtime:
         kind = self._info.runtime if self._info is not None else self._runtime
         return server.get_runtime(kind, self._config)  # type: ignore[arg-type]
@@ -147,10 +167,12 @@ class _ServerRow(widgets.VBox):
     @captured
     def _on_show_log(self, change: dict[str, Any]) -> None:
         self._log.layout.display = "" if change["new"] else "none"
+        self._on_action()
 
     # -- worker threads ----------------------------------------------------------------------
 
     def _begin(self, what: str, target: Any) -> None:
+        self._on_action()
         self._busy = what
         self._status.value = ""
         self.update(self._info, False)
@@ -223,16 +245,26 @@ class _ServerRow(widgets.VBox):
 
 
 class ServerPanel(widgets.VBox):
-    """A row per lab server, refreshed by a timer thread while the panel is open."""
+    """A row per lab server, refreshed by one poller thread while the panel is open."""
+
+    # The live panel per set of configured server names: a new one retires the old one.
+    _live: weakref.WeakValueDictionary[frozenset[str], ServerPanel] = (
+        weakref.WeakValueDictionary())
+    _live_lock = threading.Lock()
 
     def __init__(self, configs: list[ServerConfig] | None = None, *,
                  runtime: RuntimeKind = "auto", log_tail: int = 40,
-                 poll_interval: float | None = 2.0) -> None:
+                 poll_interval: float | None = 2.0, max_poll_interval: float = 30.0) -> None:
         self._runtime = runtime
         self._log_tail = log_tail
         self._poll_interval = poll_interval
+        self._max_poll_interval = max(max_poll_interval, poll_interval or 0.0)
+        self._delay = poll_interval or 0.0
+        self._signature: tuple[Any, ...] | None = None
+        self._refreshes = 0
         self._rows: dict[str, _ServerRow] = {}
         self._halt = threading.Event()
+        self._wake = threading.Event()
         self._poller: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -241,11 +273,18 @@ class ServerPanel(widgets.VBox):
         self._status = widgets.HTML()
         self._box = widgets.VBox()
         self._refresh.on_click(self._on_refresh)
-        super().__init__(children=[widgets.HBox([self._header, self._refresh]), self._box,
-                                   self._status])
-
         for config in self._default_configs() if configs is None else configs:
             self._add_row(config.name, config)
+        chat = self._rows.get("chat")
+        self._picker = ModelPicker(
+            self._use_for_chat,
+            current=chat.config.served_model_name if chat and chat.config else None,
+            port=lambda: chat.config.port if chat and chat.config else None,
+        )
+        self._picker.layout.display = "" if chat is not None else "none"
+        super().__init__(children=[widgets.HBox([self._header, self._refresh]), self._picker,
+                                   self._box, self._status])
+        self._retire_older_panel()
         self.refresh()
         if poll_interval:
             self.start_polling()
@@ -264,13 +303,33 @@ class ServerPanel(widgets.VBox):
     def message(self) -> str:
         return self._status.value
 
-    def refresh(self) -> None:
-        """Update every row now: state, health, and the log of rows showing theirs."""
+    @property
+    def poll_delay(self) -> float:
+        """Seconds until the next poll: poll_interval after a change, longer while idle."""
+        return self._delay
+
+    @property
+    def refreshes(self) -> int:
+        """How many times the states were read (each one a `podman ps` and health checks)."""
+        return self._refreshes
+
+    @property
+    def model_choices(self) -> list[tuple[str, bool, str]]:
+        """The picker's catalog entries: (model, can this machine serve it, why)."""
+        return self._picker.choices
+
+    def refresh(self) -> bool:
+        """Update every row now: state, health, and the log of rows showing theirs.
+
+        Returns whether anything changed since the previous refresh.
+        """
         with self._lock:
+            self._refreshes += 1
             infos = {i.name: i for i in server.list_servers()}
             for name in infos:
                 if name not in self._rows:
                     self._add_row(name, None)
+            signature: list[Any] = []
             for name, row in list(self._rows.items()):
                 info = infos.get(name)
                 healthy = (info is not None and info.state == "running"
@@ -278,43 +337,87 @@ class ServerPanel(widgets.VBox):
                 row.update(info, healthy)
                 if row.follows_log:
                     row.show_log(row.runtime_for_logs().logs(name, tail=self._log_tail))
+                signature.append((name, row.state, row.busy, info.ident if info else None,
+                                  row.log_text if row.follows_log else None))
+            changed = tuple(signature) != self._signature
+            self._signature = tuple(signature)
+            return changed
 
     def start_polling(self) -> None:
         if self.polling or not self._poll_interval:
             return
         self._halt.clear()
+        self._delay = self._poll_interval
         self._poller = threading.Thread(target=self._poll, name="vllm-lab-server-panel",
                                         daemon=True)
         self._poller.start()
 
     def stop_polling(self) -> None:
         self._halt.set()
+        self._wake.set()
         poller = self._poller
         if poller is not None and poller is not threading.current_thread():
             poller.join(timeout=10)
         self._poller = None
 
+    def poke(self) -> None:
+        """Poll fast again now (after a click: something is about to change)."""
+        if self._poll_interval:
+            self._delay = self._poll_interval
+        self._wake.set()
+
     def close(self) -> None:
         self.stop_polling()
+        with ServerPanel._live_lock:
+            key = self._key()
+            if ServerPanel._live.get(key) is self:
+                del ServerPanel._live[key]
         super().close()
 
     # -- internals ---------------------------------------------------------------------------
 
     def _poll(self) -> None:
         assert self._poll_interval
-        while not self._halt.wait(self._poll_interval):
+        while True:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            if self._halt.is_set():
+                return
             try:
-                self.refresh()
+                changed = self.refresh()
             except Exception as exc:  # noqa: BLE001 - keep polling; show what went wrong
                 self._show_error(exc)
+                changed = False
+            busy = any(row.busy or row.follows_log for row in self._rows.values())
+            if changed or busy:
+                self._delay = self._poll_interval
+            else:  # nothing moves: ask less and less often
+                self._delay = min(self._delay * 2, self._max_poll_interval)
+
+    def _key(self) -> frozenset[str]:
+        return frozenset(name for name, row in self._rows.items() if row.config is not None)
+
+    def _retire_older_panel(self) -> None:
+        with ServerPanel._live_lock:
+            older = ServerPanel._live.get(self._key())
+            ServerPanel._live[self._key()] = self
+        if older is not None and older is not self:
+            older.stop_polling()
+            older._status.value = note_html(
+                "A newer panel for these servers took over: this one no longer refreshes.")
 
     @captured
     def _on_refresh(self, _button: widgets.Button) -> None:
         self._status.value = ""
         self.refresh()
+        self.poke()
+
+    def _use_for_chat(self, config: ServerConfig) -> None:
+        self._rows["chat"].set_config(config)
+        self.poke()
 
     def _add_row(self, name: str, config: ServerConfig | None) -> None:
-        row = _ServerRow(name, config, self._runtime, self._log_tail)
+        row = _ServerRow(name, config, self._runtime, self._log_tail, on_action=self.poke)
         self._rows[name] = row
         self._box.children = tuple(self._rows.values())
 

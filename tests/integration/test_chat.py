@@ -23,8 +23,8 @@ from lab_helpers.chat import (
     ServerUnavailable,
 )
 from lab_helpers.config import chat_server
-from lab_helpers.paths import port_base
 from lab_helpers.metrics import MetricsRecorder, fetch_metrics, plot_metrics
+from lab_helpers.paths import port_base
 from lab_helpers.widgets import ChatWidget, MetricsView
 
 pytestmark = pytest.mark.integration
@@ -299,3 +299,109 @@ def test_server_dying_mid_answer_then_back(srv, config):
     assert widget.status == "" and widget._message.value == ""
     assert [t.status for t in session.history] == ["done", "done"]
     assert session.history[-1].user == LONG_ASK and session.last_stats.completion_tokens > 0
+
+
+# -- on the shared chat server (chat_srv): metrics auth, new metrics, logprobs, context ------
+
+
+def test_metrics_need_the_key_and_the_lab_sends_it(chat_srv):
+    import httpx
+
+    from lab_helpers.metrics import MetricsUnavailable
+
+    assert httpx.get(f"{chat_srv.base_url}/metrics", timeout=5).status_code == 401
+    with pytest.raises(MetricsUnavailable) as err:
+        fetch_metrics(chat_srv.base_url)
+    assert "401" in err.value.what
+    by_server = fetch_metrics(chat_srv).model(chat_srv.model_name)
+    by_name = fetch_metrics(chat_srv.name).model(chat_srv.model_name)
+    by_url = fetch_metrics(chat_srv.base_url, api_key=chat_srv.api_key).model(
+        chat_srv.model_name)
+    for m in (by_server, by_name, by_url):
+        assert m.kv_cache_usage is not None and m.prefix_cache_queries_total >= 0
+
+
+def test_recorder_derives_latencies_per_interval_from_a_live_server(chat_srv):
+    session = ChatSession(chat_srv, temperature=0, max_tokens=24)
+    with MetricsRecorder(chat_srv.name, interval=0.2) as recorder:
+        session.stream("Describe an ACME anvil.")
+        time.sleep(0.5)
+    frame = recorder.frame()
+    # A request adds to the TTFT histogram in the interval of its first token and to the
+    # end-to-end one in the interval it finished: each shows up where it happened.
+    assert frame["ttft_s"].dropna().gt(0).any() and frame["e2e_s"].dropna().gt(0).any()
+    assert frame["e2e_s"].max() >= frame["ttft_s"].min()
+    assert frame["prompt_tokens_per_s"].max() > 0 and frame["generation_tokens_per_s"].max() > 0
+    assert frame["itl_s"].dropna().between(0, 5).all()
+    assert frame["preemptions"].dropna().ge(0).all()
+
+
+def test_prefix_cache_hits_rise_when_the_system_prompt_repeats(chat_srv):
+    """vLLM 0.32 CPU has prefix caching on; it caches whole 128-token blocks, so the shared
+    prefix must be longer than a block for a hit."""
+    long_system = "You are ACME Corp's support assistant. " + " ".join(
+        f"Policy {i}: orders ship in {i % 5 + 1} days; refunds take {i % 7 + 2} days."
+        for i in range(30))
+    before = fetch_metrics(chat_srv).model(chat_srv.model_name)
+    session = ChatSession(chat_srv, system_prompt=long_system, temperature=0, max_tokens=8)
+    session.stream("Where is my order?")
+    middle = fetch_metrics(chat_srv).model(chat_srv.model_name)
+    ChatSession(chat_srv, system_prompt=long_system, temperature=0, max_tokens=8).stream(
+        "My anvil arrived broken.")
+    after = fetch_metrics(chat_srv).model(chat_srv.model_name)
+    prompt = session.last_stats.prompt_tokens
+    assert prompt > 256
+    hits_second = after.prefix_cache_hits_total - middle.prefix_cache_hits_total
+    queries_second = after.prefix_cache_queries_total - middle.prefix_cache_queries_total
+    assert hits_second >= 128 and hits_second / queries_second > 0.5
+    assert middle.prefix_cache_queries_total > before.prefix_cache_queries_total
+
+
+def test_logprobs_stream_with_top_alternatives(chat_srv):
+    from lab_helpers.logprobs import sample_with_logprobs
+
+    greedy = sample_with_logprobs(chat_srv, "Suggest a name for our support bot.",
+                                  temperature=0, top=3, max_tokens=8)
+    assert len(greedy) == 8
+    for choice in greedy:
+        assert len(choice.alternatives) == 3 and 0 < choice.p <= 1
+        assert choice.rank == 1  # greedy takes the most likely token
+        probs = [p for _, p in choice.alternatives]
+        assert probs == sorted(probs, reverse=True)
+    hot = sample_with_logprobs(chat_srv, "Suggest a name for our support bot.",
+                               temperature=1.8, top=3, max_tokens=12, seed=7)
+    assert any(choice.rank != 1 for choice in hot)
+    assert chat_srv.health()  # logprobs did not take the engine down (issue: no C++ compiler)
+
+
+def test_conversation_grows_and_stops_before_the_context_limit(chat_srv):
+    session = ChatSession(chat_srv, temperature=0, max_tokens=24)
+    sizes = []
+    for question in ("Hi, I ordered an anvil.", "When will it ship?", "Can I change the address?"):
+        session.stream(question)
+        stats = session.last_stats
+        sizes.append(stats.prompt_tokens)
+        assert stats.total_tokens == stats.prompt_tokens + stats.completion_tokens
+    assert sizes[0] < sizes[1] < sizes[2]
+    assert session.count_prompt_tokens("One more question?") > sizes[2]
+    limit = session.max_model_len()
+    session.max_tokens = limit - sizes[2]  # no room left for the next question
+    before = session.history
+    with pytest.raises(ContextLimitExceeded) as err:
+        session.send("One more question?")
+    assert err.value.prompt_tokens > sizes[2] and err.value.limit == limit
+    assert session.history == before and "clear()" in err.value.fix
+
+
+def test_export_a_real_conversation(chat_srv):
+    import json
+
+    session = ChatSession(chat_srv, temperature=0, max_tokens=16)
+    session.stream("Say hello.")
+    session.stream("Now in French.")
+    data = json.loads(session.export_json())
+    assert [t["user"] for t in data["turns"]] == ["Say hello.", "Now in French."]
+    assert all(t["stats"]["completion_tokens"] > 0 for t in data["turns"])
+    assert data["turns"][1]["answer"] == session.history[1].answer
+    markdown = session.export_markdown()
+    assert markdown.count("## ") >= 2 and session.history[0].answer.strip()[:20] in markdown

@@ -7,6 +7,9 @@ tests/integration/test_chat.py.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from lab_helpers.chat import (
@@ -21,10 +24,12 @@ from lab_helpers.chat import (
 from lab_helpers.config import ServerConfig
 from lab_helpers.errors import LabError
 from lab_helpers.metrics import MetricsRecorder, parse_metrics, plot_metrics
+from lab_helpers.paths import models_dir
 from lab_helpers.server import free_port
 from lab_helpers.widgets import ChatWidget, MetricsView, ServerPanel
 
 MODEL = "smollm2-135m-instruct"
+TEST_LAB_MODELS = models_dir()  # read before any test points VLLM_LAB_HOME elsewhere
 
 METRICS_TEXT = """\
 # HELP vllm:num_requests_running Number of requests in model execution batches.
@@ -65,6 +70,15 @@ python_gc_objects_collected_total{{generation="0"}} 1234.0
 
 def metrics_text(generated: float = 19.0) -> str:
     return METRICS_TEXT.format(m=MODEL, gen=generated)
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 @pytest.fixture
@@ -153,11 +167,11 @@ def test_context_limit_error_names_the_limit(dead_url):
 
 def test_reply_stats_tokens_per_second_is_over_the_decode_phase():
     stats = ReplyStats(ttft_s=0.2, decode_s=2.0, total_s=2.3, prompt_tokens=30,
-                       completion_tokens=41, chunks=41, finish_reason="length")
+                       completion_tokens=41, chunks=41, finish_reason="length", total_tokens=71)
     assert stats.tokens_per_s == pytest.approx(20.0)  # 40 tokens after the first, in 2 s
     line = stats.summary()
     assert "TTFT 0.20 s" in line and "20.0 tok/s" in line
-    assert "30 prompt + 41 completion tokens" in line and "max_tokens" in line
+    assert "30 prompt + 41 completion = 71 tokens" in line and "max_tokens" in line
 
 
 @pytest.mark.parametrize("completion, decode", [(None, 1.0), (1, 1.0), (5, 0.0)])
@@ -260,7 +274,7 @@ def test_recorder_survives_a_dead_server(dead_url):
     recorder = MetricsRecorder(dead_url, interval=0.1, timeout=1.0)
     assert recorder.sample() is None and "Cannot read" in recorder.last_error
     assert recorder.frame().empty
-    assert len(plot_metrics(recorder.frame()).axes) == 4
+    assert len(plot_metrics(recorder.frame()).axes) == 6
 
 
 def test_metrics_view_on_a_missing_server_shows_a_message(lab_home):
@@ -296,3 +310,121 @@ def test_server_panel_polls_until_closed(lab_home, tiny_model_dir):
     assert panel.polling
     panel.close()
     assert not panel.polling
+
+
+def test_a_new_panel_for_the_same_servers_stops_the_old_poller(lab_home, tiny_model_dir):
+    """Issue 6: re-running the cell left the old panel polling forever."""
+    config = ServerConfig(model=str(tiny_model_dir), name="panel-again", port=free_port())
+    first = ServerPanel([config], runtime="local", poll_interval=0.05)
+    other = ServerPanel([config.replace(name="panel-other")], runtime="local",
+                        poll_interval=0.05)
+    try:
+        assert first.polling and other.polling
+        second = ServerPanel([config], runtime="local", poll_interval=0.05)
+        assert second.polling and not first.polling
+        assert "newer panel" in first.message
+        assert other.polling  # a panel for other servers is left alone
+        polls = [t for t in threading.enumerate() if t.name == "vllm-lab-server-panel"]
+        assert len(polls) == 2
+    finally:
+        for panel in (first, other, second):
+            panel.close()
+    assert not any(t.name == "vllm-lab-server-panel" and t.is_alive()
+                   for t in threading.enumerate())
+
+
+def test_panel_backs_off_while_nothing_changes_and_speeds_up_on_a_click(lab_home,
+                                                                        tiny_model_dir):
+    config = ServerConfig(model=str(tiny_model_dir), name="panel-idle", port=free_port())
+    panel = ServerPanel([config], runtime="local", poll_interval=0.05, max_poll_interval=0.4)
+    try:
+        assert wait_until(lambda: panel.poll_delay == 0.4, 5)
+        before = panel.refreshes
+        time.sleep(1.0)
+        # At 0.05 s it would have refreshed ~20 times; backed off to 0.4 s, at most ~3.
+        assert panel.refreshes - before <= 4
+        panel._refresh.click()
+        assert panel.poll_delay == 0.05
+    finally:
+        panel.close()
+
+
+def test_refresh_reports_changes_only(lab_home, tiny_model_dir):
+    config = ServerConfig(model=str(tiny_model_dir), name="panel-sig", port=free_port())
+    panel = ServerPanel([config], runtime="local", poll_interval=None)
+    try:
+        assert panel.refresh() is False  # same as the refresh done when it was built
+        panel.rows["panel-sig"]._show_log.value = True
+        panel.rows["panel-sig"]._log.value = "new line"
+        assert panel.refresh() is True
+    finally:
+        panel.close()
+
+
+def test_panel_model_picker_offers_the_catalog_with_reasons(lab_home, tiny_model_dir):
+    from lab_helpers.catalog import CATALOG
+
+    # The picked bundled model must be prepared: share the test lab's prepared models.
+    lab_home.mkdir(parents=True, exist_ok=True)
+    (lab_home / "models").symlink_to(TEST_LAB_MODELS, target_is_directory=True)
+
+    config = ServerConfig(model=str(tiny_model_dir), name="chat", port=free_port())
+    panel = ServerPanel([config], runtime="local", poll_interval=None)
+    try:
+        choices = {key: (ok, why) for key, ok, why in panel.model_choices}
+        assert list(choices) == [e.key for e in CATALOG]
+        assert choices["smollm2-135m-instruct"][0]
+        gpu_entry = "meta-llama/Llama-3.1-8B-Instruct"
+        if not choices[gpu_entry][0]:  # this machine: no GPU
+            panel._picker._picker.value = gpu_entry
+            assert panel._picker._use.disabled and "GPU" in panel._picker.message
+        panel._picker._picker.value = "smollm2-135m-instruct"
+        assert not panel._picker._use.disabled
+        panel._picker._use.click()
+        row = panel.rows["chat"]
+        assert row.config.served_model_name == "smollm2-135m-instruct"
+        assert row.config.port == config.port and "--tool-call-parser" in row._preview.value
+    finally:
+        panel.close()
+
+
+# -- presets, Markdown, export (no server needed) ----------------------------------------------
+
+
+def test_preset_picker_sets_the_system_prompt_and_follows_edits(dead_url):
+    from lab_helpers.presets import SYSTEM_PRESETS
+
+    session = offline_session(dead_url)
+    widget = ChatWidget(session, endpoints=[session.endpoint])
+    assert widget.preset == "Default"
+    widget._preset.value = "ACME support agent"
+    assert session.system_prompt == SYSTEM_PRESETS["ACME support agent"]
+    assert widget._system.value == session.system_prompt
+    widget._system.value = "You are a pirate."
+    assert widget.preset == "Custom" and session.system_prompt == "You are a pirate."
+    widget._preset.value = "JSON only"
+    assert "JSON" in session.system_prompt
+
+
+def test_markdown_is_rendered_and_raw_html_is_not():
+    from lab_helpers.widgets.markdown_html import render_markdown
+
+    out = render_markdown("# Title\n\n- **bold** item\n\n```python\nprint('x')\n```\n"
+                          "<script>alert(1)</script>")
+    assert "<h1>Title</h1>" in out and "<strong>bold</strong>" in out
+    assert '<pre><code class="language-python">' in out
+    assert "<script>" not in out and "&lt;script&gt;" in out
+
+
+def test_export_of_an_empty_conversation(dead_url):
+    import json
+
+    session = offline_session(dead_url, system_prompt="Be brief.")
+    data = json.loads(session.export_json())
+    assert data["turns"] == [] and data["system_prompt"] == "Be brief."
+    assert data["settings"]["max_tokens"] == session.max_tokens
+    assert session.export_markdown().startswith(f"# Conversation with {MODEL}")
+    widget = ChatWidget(session, endpoints=[session.endpoint])
+    widget._export.click()
+    assert 'download="conversation-' in widget.downloads and ".json" in widget.downloads
+    assert ".md" in widget.downloads

@@ -1,0 +1,64 @@
+"""The settings table covers every flag and variable the lab's servers run with."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab_helpers.catalog import CATALOG
+from lab_helpers.config import chat_server, embedding_server
+from lab_helpers.settings_table import (
+    ENV,
+    FLAGS,
+    UndocumentedSetting,
+    command_flags,
+    settings_table,
+)
+
+
+def lab_configs():
+    configs = [chat_server("cpu"), chat_server("gpu"), embedding_server("cpu"),
+               embedding_server("gpu")]
+    configs += [chat_server("gpu", model=e.key) for e in CATALOG if not e.bundled]
+    return configs
+
+
+def test_every_flag_and_variable_of_the_lab_commands_has_a_row():
+    for cfg in lab_configs():
+        table = settings_table(cfg, strict=True)
+        flags = [flag for flag, _ in command_flags(cfg.vllm_args())]
+        assert list(table["setting"])[:len(flags)] == flags
+        assert set(cfg.server_env()) <= set(table["setting"])
+        assert "VLLM_API_KEY" in set(table["setting"])
+        assert table["what it does"].str.len().min() > 10
+
+
+def test_values_come_from_the_config():
+    cfg = chat_server("cpu").replace(port=18555, max_model_len=1024)
+    table = settings_table(cfg).set_index("setting")
+    assert table.loc["--port", "value"] == "18555"
+    assert table.loc["--max-model-len", "value"] == "1024"
+    assert table.loc["--enforce-eager", "value"] == ""
+    assert table.loc["VLLM_CPU_KVCACHE_SPACE", "value"] == str(cfg.kv_cache_gib)
+
+
+def test_a_new_flag_without_a_description_fails():
+    cfg = chat_server("cpu").replace(extra_args=("--max-num-seqs", "8"))
+    with pytest.raises(UndocumentedSetting, match="--max-num-seqs"):
+        settings_table(cfg, strict=True)
+    row = settings_table(cfg).set_index("setting").loc["--max-num-seqs"]
+    assert "not described" in row["what it does"] and row["value"] == "8"
+
+
+def test_described_flags_exist_in_this_vllm():
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = make_arg_parser(FlexibleArgumentParser())
+    known = set(parser._option_string_actions)  # noqa: SLF001 - argparse keeps them only here
+    assert set(FLAGS) <= known, set(FLAGS) - known
+    assert all(name.isupper() for name in ENV)
+
+
+def test_command_flags_reads_switches_values_and_inline_values():
+    assert command_flags(["--a", "1", "--b", "--c=x", "--d", "y"]) == [
+        ("--a", "1"), ("--b", ""), ("--c", "x"), ("--d", "y")]

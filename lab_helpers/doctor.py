@@ -83,3 +83,17 @@ def format_report(checks: list[Check]) -> str:
 
 def ready(checks: list[Check]) -> bool:
     return all(c.ok for c in checks if c.required)
+
+
+def require_profile(profile: str) -> None:
+    """Stop at once, with the fix, when this machine cannot run the profile (gpu without a GPU).
+
+    Notebooks call it right after choosing PROFILE, so a learner sees one clear error there
+    instead of a traceback from deep inside a later cell.
+    """
+    if profile == "gpu":
+        from .server.gpu import require_gpu
+
+        require_gpu()
+    elif profile != "cpu":
+        raise ValueError(f"Unknown profile {profile!r}: choose 'cpu' or 'gpu'")

@@ -129,6 +129,11 @@ class Runtime(ABC):
     def logs(self, name: str, tail: int = 100) -> str: ...
 
     @abstractmethod
+    def equivalents(self, name: str) -> dict[str, str]:
+        """The plain shell commands for what the lab does with this server (list, logs,
+        resources, stop, remove), to run in a terminal without the lab."""
+
+    @abstractmethod
     def follow(self, name: str, tail: int = 20) -> Iterator[str]:
         """Yield log lines as they are written, until the server stops or the caller closes."""
 
@@ -356,6 +361,12 @@ class Server:
 
     def follow_logs(self, tail: int = 20) -> Iterator[str]:
         return self.runtime.follow(self.name, tail=tail)
+
+    def equivalents(self) -> dict[str, str]:
+        """The plain terminal commands for this server (podman ..., or ps/tail/kill)."""
+        commands = self.runtime.equivalents(self.name)
+        return {what: cmd.replace("HOST:PORT", f"{self.info.host}:{self.info.port}")
+                for what, cmd in commands.items()}
 
     def client(self, **kwargs: object):  # -> openai.OpenAI
         from openai import OpenAI

@@ -176,6 +176,21 @@ class LocalRuntime(Runtime):
         path.unlink(missing_ok=True)
         return True
 
+    def equivalents(self, name: str) -> dict[str, str]:
+        record = _record_path(name)
+        try:
+            sid = str(json.loads(record.read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            sid = "<pid from " + str(record) + ">"
+        return {
+            "list (the server's processes)": f"ps -o pid,rss,args --sid {sid}",
+            "follow the log": f"tail -n 20 -f {shlex.quote(str(_log_path(name)))}",
+            "memory and CPU": f"top -b -n 1 -p $(pgrep -d, -s {sid})",
+            "health check now": "curl -fsS http://HOST:PORT/health",
+            "stop (the whole session: API server, engine core, worker)": f"kill -TERM -- -{sid}",
+            "remove": f"rm {shlex.quote(str(record))}",
+        }
+
     def logs(self, name: str, tail: int = 100) -> str:
         log = _log_path(name)
         if not log.exists():

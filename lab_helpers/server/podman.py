@@ -165,6 +165,17 @@ class PodmanRuntime(Runtime):
             return []
         return [self._info(e) for e in self._ps()]
 
+    def equivalents(self, name: str) -> dict[str, str]:
+        container = container_name(name)
+        return {what: shell_preview(podman_argv(*args)) for what, args in {
+            "list (with health)": ("ps", "--filter", f"label={LABEL}.instance={lab_instance()}"),
+            "follow the log": ("logs", "--follow", "--tail", "20", container),
+            "memory and CPU": ("stats", "--no-stream", container),
+            "health check now": ("healthcheck", "run", container),
+            "stop": ("stop", "--time", "10", container),
+            "remove": ("rm", container),
+        }.items()}
+
     def _healthy(self, config: ServerConfig) -> None:
         # Podman runs health checks from systemd timers; without systemd (containers, WSL,
         # CI) nothing runs them, so run the first one now: `podman ps` then says "healthy".

@@ -1,0 +1,61 @@
+"""Module 1 under the other runtime and the other profile.
+
+`./lab test` runs every notebook under nbval with the default runtime (Podman here). Module 1
+is the one whose steps depend on the runtime (image, container health, Kubernetes export), so
+it runs once more top to bottom as local processes, in a lab of its own so its `chat` server
+does not clash with the Podman one. With PROFILE = "gpu" on a machine without a GPU it must stop
+at the cell that chooses the profile, with the lab's error and its fix.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from lab_helpers.paths import REPO_ROOT, lab_home, models_dir, port_base
+from lab_helpers.server.gpu import gpu_status
+
+pytestmark = pytest.mark.integration
+
+MODULE1 = REPO_ROOT / "notebooks" / "01_deploy_and_chat.ipynb"
+
+
+@pytest.mark.skipif(gpu_status()[0], reason="this machine has a GPU")
+def test_gpu_profile_stops_at_the_profile_cell_with_the_fix(tmp_path):
+    nb = nbformat.read(MODULE1, as_version=4)
+    chosen = [i for i, c in enumerate(nb.cells) if c.source.startswith('PROFILE = "cpu"')]
+    assert len(chosen) == 1
+    nb.cells[chosen[0]].source = nb.cells[chosen[0]].source.replace('"cpu"', '"gpu"', 1)
+    client = NotebookClient(nb, timeout=600, kernel_name="vllm-lab",
+                            resources={"metadata": {"path": str(tmp_path)}})
+    with pytest.raises(CellExecutionError) as err:
+        client.execute()
+    failed = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and any(
+        o.get("output_type") == "error" for o in c.get("outputs", []))
+        and "raises-exception" not in c.metadata.get("tags", [])]
+    assert failed == chosen, f"stopped at cell {failed}, not at the profile cell {chosen}"
+    assert err.value.ename == "GPUUnavailable"
+    assert "cpu profile" in str(err.value) and "Fix:" in str(err.value)
+
+
+def test_module1_runs_top_to_bottom_as_local_processes(tmp_path):
+    home = Path(str(lab_home()) + "-local-runtime")
+    home.mkdir(exist_ok=True)
+    models = home / "models"
+    if not models.exists():
+        models.symlink_to(models_dir(), target_is_directory=True)  # no second preparation
+    env = {**os.environ, "VLLM_LAB_RUNTIME": "local", "VLLM_LAB_TEST_HOME": str(home),
+           "VLLM_LAB_TEST_PORT_BASE": str(port_base() + 100)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-cell-timeout=900", str(MODULE1),
+         "-q", "-p", "no:cacheprovider"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from .chat import ChatWidget
 from .metrics_view import MetricsView
+from .schema_editor import SchemaEditor as SchemaEditor
 from .server_panel import ServerPanel
+from .tool_transcript import TranscriptView as TranscriptView
 
 __all__ = ["ChatWidget", "MetricsView", "ServerPanel"]

@@ -19,8 +19,8 @@ from lab_helpers.errors import (
 )
 from lab_helpers.server import LocalRuntime, PodmanRuntime, free_port
 from lab_helpers.server.base import FATAL_LOG, ServerInfo, preflight, reuse_decision
-from lab_helpers.server.keys import key_file, new_api_key, read_api_key, start_lock
 from lab_helpers.server.gpu import gpu_status
+from lab_helpers.server.keys import key_file, new_api_key, read_api_key, start_lock
 
 
 @pytest.fixture

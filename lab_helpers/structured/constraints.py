@@ -1,0 +1,397 @@
+"""Constraints for vLLM's structured outputs, checked before anything is sent.
+
+vLLM 0.32 reads two request fields (vllm/entrypoints/openai/chat_completion/protocol.py):
+`response_format={"type": "json_schema", "json_schema": {"name": ..., "schema": ...}}` and
+`structured_outputs={"json"|"regex"|"choice"|"grammar": ...}` (exactly one key; the openai client
+sends it through `extra_body`). The old `guided_json`, `guided_regex`, ... fields are *ignored*:
+the server answers 200 with unconstrained text. A `Constraint` only ever builds the current
+fields, and it cannot exist in an invalid state: every builder (and the dataclass itself) checks
+the spec first, so a malformed schema, regex, grammar or choice list raises `ConstraintError`
+here instead of reaching the server.
+
+The checks use the same engines the server does where that matters: jsonschema for the schema
+itself, Python's `re` (the lab validates answers with it) *and* xgrammar (vLLM's default backend)
+for a regex, xgrammar's EBNF parser for a grammar.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import LabError
+
+if TYPE_CHECKING:
+    from .verdicts import Verdict
+
+Mode = Literal["json", "regex", "choice", "grammar"]
+MODES: tuple[Mode, ...] = ("json", "regex", "choice", "grammar")
+
+_XGR_PREFIX = re.compile(r"^\[[\d:]+\]\s+\S+:\d+:\s*")  # "[19:57:13] /project/cpp/x.cc:83: "
+
+
+class StructuredError(LabError):
+    """A structured-output request could not be made or answered."""
+
+
+class ConstraintError(StructuredError, ValueError):
+    """A constraint is malformed: nothing was sent. `mode` and `where` say what and where."""
+
+    def __init__(self, what: str, *, mode: str, where: str = "", **kwargs: str) -> None:
+        self.mode = mode
+        self.where = where
+        super().__init__(what, **kwargs)
+
+
+class InvalidSchema(ConstraintError):
+    """The JSON schema is not valid JSON, or not a valid JSON Schema."""
+
+
+class InvalidRegex(ConstraintError):
+    """The regex does not compile (in Python's re or in the server's regex engine)."""
+
+
+class InvalidChoice(ConstraintError):
+    """The choice list is empty, or holds something other than distinct non-empty strings."""
+
+
+class InvalidGrammar(ConstraintError):
+    """The grammar does not parse as EBNF/GBNF."""
+
+
+def _xgr_message(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return _XGR_PREFIX.sub("", text)
+
+
+# -- the checks -----------------------------------------------------------------------------------
+
+
+def _schema_from(schema: Any) -> dict[str, Any]:
+    """A dict, a pydantic model class or JSON text -> the schema dict (not yet checked)."""
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except json.JSONDecodeError as exc:
+            raise InvalidSchema(
+                f"The JSON schema is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                f"column {exc.colno}.",
+                mode="json", where=f"line {exc.lineno}, column {exc.colno}",
+                fix="correct the JSON text there (quotes around keys, no trailing commas)",
+            ) from None
+    elif isinstance(schema, type) and hasattr(schema, "model_json_schema"):
+        schema = schema.model_json_schema()
+    if not isinstance(schema, dict):
+        raise InvalidSchema(
+            f"A JSON schema must be a JSON object (a dict), not {type(schema).__name__}.",
+            mode="json", where="the top level",
+            fix='pass a dict such as {"type": "object", "properties": {...}} or a pydantic '
+                "model class to structured.json_schema(...)",
+        )
+    return schema
+
+
+def check_schema(schema: Any) -> dict[str, Any]:
+    """The schema as a dict, or InvalidSchema saying what is wrong and where."""
+    from jsonschema import SchemaError
+    from jsonschema.validators import validator_for
+
+    schema = _schema_from(schema)
+    try:
+        json.dumps(schema)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSchema(f"The JSON schema holds a value JSON cannot carry: {exc}.",
+                            mode="json", where="a value of the dict",
+                            fix="use only dicts, lists, strings, numbers, booleans and None"
+                            ) from None
+    if not schema:
+        raise InvalidSchema(
+            "The JSON schema is empty ({}): it allows any JSON value, so it constrains nothing.",
+            mode="json", where="the top level",
+            fix='give at least a "type", e.g. {"type": "object", "properties": {...}}')
+    validator = validator_for(schema)
+    try:
+        validator.check_schema(schema)
+    except SchemaError as exc:
+        where = exc.json_path
+        raise InvalidSchema(
+            f"The JSON schema is invalid at {where}: {exc.message}.",
+            mode="json", where=where,
+            cause=f"{validator.__name__} rejects it (keyword {exc.validator!r})",
+            fix="correct the value there, then check it again with structured.json_schema(...)",
+        ) from None
+    unknown = _unknown_keywords(schema, set(validator.VALIDATORS) | _ANNOTATIONS)
+    if unknown:
+        where, key = unknown
+        raise InvalidSchema(
+            f"The JSON schema has an unknown keyword {key!r} at {where}: a validator ignores "
+            "it, so the constraint would be weaker than it looks.",
+            mode="json", where=where,
+            cause="a typo (e.g. 'requird' for 'required') or a keyword of another draft",
+            fix="correct the keyword's name, then check it again with "
+                "structured.json_schema(...)")
+    return schema
+
+
+_ANNOTATIONS = {
+    "title", "description", "default", "examples", "$schema", "$id", "$defs", "definitions",
+    "$ref", "$comment", "$anchor", "$vocabulary", "$dynamicRef", "$dynamicAnchor", "format",
+    "readOnly", "writeOnly", "deprecated", "contentMediaType", "contentEncoding",
+    "contentSchema", "discriminator", "nullable",
+}
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "contains",
+               "propertyNames", "unevaluatedItems", "unevaluatedProperties",
+               "additionalItems")
+
+
+def _unknown_keywords(schema: Any, known: set[str], where: str = "$") -> tuple[str, str] | None:
+    """(path, keyword) of the first keyword no draft knows, walking every subschema."""
+    if not isinstance(schema, dict):
+        return None
+    for key in schema:
+        if key not in known:
+            return where, key
+    subschemas: list[tuple[str, Any]] = []
+    for key in _SCHEMA_MAPS:
+        if isinstance(schema.get(key), dict):
+            subschemas += [(f"{where}.{key}.{name}", sub) for name, sub in schema[key].items()]
+    for key in _SCHEMA_LISTS:
+        if isinstance(schema.get(key), list):
+            subschemas += [(f"{where}.{key}[{i}]", sub) for i, sub in enumerate(schema[key])]
+    for key in _SCHEMA_ONE:
+        if key in schema:
+            subschemas.append((f"{where}.{key}", schema[key]))
+    for path, sub in subschemas:
+        found = _unknown_keywords(sub, known, path)
+        if found:
+            return found
+    return None
+
+
+def check_regex(pattern: Any) -> str:
+    """The pattern, or InvalidRegex with the position of the problem."""
+    if not isinstance(pattern, str):
+        raise InvalidRegex(f"A regex must be a string, not {type(pattern).__name__}.",
+                           mode="regex", where="the pattern",
+                           fix=r'pass a string, e.g. structured.regex(r"ACME-[A-Z]{4}-[0-9]{4}")')
+    if not pattern:
+        raise InvalidRegex("The regex is empty: it only matches empty output.",
+                           mode="regex", where="the pattern",
+                           fix=r'write the pattern, e.g. structured.regex(r"[0-9]{4}")')
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        pos = exc.pos if exc.pos is not None else 0
+        raise InvalidRegex(
+            f"The regex does not compile: {exc.msg} at position {pos}.\n  {pattern}\n  "
+            + " " * pos + "^",
+            mode="regex", where=f"position {pos}",
+            fix="correct the pattern there (escape literal ( ) [ ] { } . + * ? with \\)",
+        ) from None
+    if "\x00" in pattern:
+        raise InvalidRegex("The regex holds a NUL character, which vLLM refuses.",
+                           mode="regex", where=f"position {pattern.index(chr(0))}",
+                           fix="remove the NUL character (\\x00) from the pattern")
+    import xgrammar as xgr
+
+    try:
+        xgr.Grammar.from_regex(pattern)
+    except Exception as exc:  # noqa: BLE001 - xgrammar raises RuntimeError with its message
+        message = _xgr_message(exc)
+        found = re.search(r"position (\d+)", message)
+        raise InvalidRegex(
+            f"vLLM's regex engine (xgrammar) cannot use this regex: {message}",
+            mode="regex", where=f"position {found.group(1)}" if found else "the pattern",
+            cause="Python accepts it, but constrained decoding supports no lookaround and no "
+                  "backreferences",
+            fix="rewrite the pattern without that construct, then structured.regex(...) again",
+        ) from None
+    return pattern
+
+
+def check_choice(options: Any) -> tuple[str, ...]:
+    """The options as a tuple, or InvalidChoice naming the bad item."""
+    if isinstance(options, str) or not isinstance(options, list | tuple):
+        raise InvalidChoice(
+            f"The choices must be a list of strings, not {type(options).__name__}.",
+            mode="choice", where="the choice list",
+            fix='pass a list, e.g. structured.choice(["positive", "negative", "neutral"])')
+    if not options:
+        raise InvalidChoice("The choice list is empty: there is nothing to choose from.",
+                            mode="choice", where="the choice list",
+                            fix='give at least one option, e.g. structured.choice(["yes", "no"])')
+    seen: set[str] = set()
+    for i, option in enumerate(options):
+        if not isinstance(option, str):
+            raise InvalidChoice(f"Choice #{i + 1} is {option!r}, not a string.",
+                                mode="choice", where=f"item {i + 1}",
+                                fix="quote it: every choice is a string")
+        if not option.strip():
+            raise InvalidChoice(f"Choice #{i + 1} is empty.", mode="choice",
+                                where=f"item {i + 1}", fix="remove it or give it text")
+        if option in seen:
+            raise InvalidChoice(f"Choice #{i + 1} ({option!r}) is listed twice.",
+                                mode="choice", where=f"item {i + 1}", fix="remove the duplicate")
+        seen.add(option)
+    return tuple(options)
+
+
+def check_grammar(grammar: Any) -> str:
+    """The grammar, or InvalidGrammar with line and column from xgrammar's EBNF parser."""
+    if not isinstance(grammar, str) or not grammar.strip():
+        raise InvalidGrammar("The grammar is empty.", mode="grammar", where="the grammar",
+                             fix='write rules, starting with root ::= ..., e.g. '
+                                 'structured.grammar(\'root ::= "yes" | "no"\')')
+    if "::=" not in grammar:
+        raise InvalidGrammar(
+            "The grammar has no `::=` rule: the lab takes EBNF/GBNF (`root ::= ...`).",
+            mode="grammar", where="the grammar",
+            cause="this may be a Lark grammar (`start: ...`); vLLM would hand that to another "
+                  "parser, and the lab could not validate answers against it",
+            fix='write it in EBNF: root ::= "## REPORT START ##\\n" section+ ...')
+    import xgrammar as xgr
+
+    try:
+        xgr.Grammar.from_ebnf(grammar)
+    except Exception as exc:  # noqa: BLE001 - xgrammar raises RuntimeError with its message
+        message = _xgr_message(exc)
+        found = re.search(r"line (\d+), column (\d+)", message)
+        raise InvalidGrammar(
+            f"The grammar does not parse: {message}",
+            mode="grammar",
+            where=f"line {found.group(1)}, column {found.group(2)}" if found else "the grammar",
+            fix="correct the rule there: strings in double quotes, every rule used is defined, "
+                "and a rule named root",
+        ) from None
+    return grammar
+
+
+# -- the constraint -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One checked constraint; `request_kwargs()` are the arguments for the openai client.
+
+    Build it with `json_schema()`, `regex()`, `choice()` or `grammar()` (or `from_text()` for
+    an editor's text); constructing it directly runs the same checks.
+    """
+
+    mode: Mode
+    spec: Any
+    name: str = "output"
+    """The schema's name in `response_format` (JSON mode only)."""
+    compact: bool = False
+    """JSON mode only: send the schema as a grammar without free whitespace (see
+    `compact_json_grammar`); the answer is still checked against the schema."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConstraintError(f"Unknown mode {self.mode!r}.", mode=str(self.mode),
+                                  where="mode", fix=f"use one of {', '.join(MODES)}")
+        checked = {"json": check_schema, "regex": check_regex, "choice": check_choice,
+                   "grammar": check_grammar}[self.mode](self.spec)
+        object.__setattr__(self, "spec", checked)
+        if self.compact and self.mode != "json":
+            raise ConstraintError("compact=True is for JSON schemas only.", mode=self.mode,
+                                  where="compact", fix="leave compact=False for this mode")
+        if self.mode == "json" and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.name):
+            raise InvalidSchema(f"The schema name {self.name!r} is not allowed.",
+                                mode="json", where="name",
+                                fix="use letters, digits, _ or - (at most 64), e.g. 'ticket'")
+
+    def request_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `client.chat.completions.create(...)`."""
+        if self.mode == "json" and not self.compact:
+            return {"response_format": self.body()["response_format"]}
+        return {"extra_body": self.body()}
+
+    def body(self) -> dict[str, Any]:
+        """The fields this constraint adds to the JSON body of /v1/chat/completions."""
+        if self.mode == "json" and self.compact:
+            return {"structured_outputs": {"grammar": compact_json_grammar(self.spec)}}
+        if self.mode == "json":
+            return {"response_format": {"type": "json_schema",
+                                        "json_schema": {"name": self.name, "schema": self.spec}}}
+        spec = list(self.spec) if self.mode == "choice" else self.spec
+        return {"structured_outputs": {self.mode: spec}}
+
+    def check(self, text: str, *, finish_reason: str | None = None) -> Verdict:
+        """Does `text` satisfy this constraint? (jsonschema, re.fullmatch, membership, or a
+        parse with the same grammar.)"""
+        from .verdicts import verdict
+
+        return verdict(self, text, finish_reason=finish_reason)
+
+    def as_text(self) -> str:
+        """The spec as an editor shows it (JSON text, the pattern, one choice a line, EBNF)."""
+        if self.mode == "json":
+            return json.dumps(self.spec, indent=2)
+        if self.mode == "choice":
+            return "\n".join(self.spec)
+        return str(self.spec)
+
+    def describe(self) -> str:
+        if self.mode == "json":
+            title = self.spec.get("title") or self.name
+            return f"JSON schema {title!r}" + (" (compact)" if self.compact else "")
+        if self.mode == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.spec)
+        if self.mode == "regex":
+            return f"regex {self.spec}"
+        return f"grammar ({len(self.spec.splitlines())} lines)"
+
+
+def json_schema(schema: dict[str, Any] | type | str, *, name: str = "output",
+                compact: bool = False) -> Constraint:
+    """JSON that validates against `schema` (a dict, a pydantic model class, or JSON text).
+
+    Sent as `response_format` (OpenAI's field); `compact=True` sends it as a whitespace-free
+    grammar instead (`compact_json_grammar`).
+    """
+    if isinstance(schema, type) and name == "output":
+        name = schema.__name__
+    return Constraint("json", schema, name=name, compact=compact)
+
+
+def compact_json_grammar(schema: dict[str, Any]) -> str:
+    """The schema as an EBNF grammar (xgrammar's own conversion) for one-line JSON with
+    json.dumps's separators (", " and ": ") and no other whitespace between tokens.
+
+    vLLM's JSON-schema grammar lets the model put any whitespace between tokens, and the
+    request-level `disable_any_whitespace` is not read by the xgrammar backend in vLLM 0.32
+    (only the server-wide setting is). A small model can then emit newline after newline
+    inside a valid object until max_tokens cuts it off: unbounded, like a grammar with `+`.
+    """
+    import xgrammar as xgr
+
+    return str(xgr.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False,
+                                            strict_mode=True))
+
+
+def regex(pattern: str) -> Constraint:
+    """Output that fully matches `pattern`."""
+    return Constraint("regex", pattern)
+
+
+def choice(options: list[str] | tuple[str, ...]) -> Constraint:
+    """Output that is exactly one of `options`."""
+    return Constraint("choice", options)
+
+
+def grammar(ebnf: str) -> Constraint:
+    """Output that an EBNF/GBNF grammar (with a `root` rule) accepts."""
+    return Constraint("grammar", ebnf)
+
+
+def from_text(mode: str, text: str) -> Constraint:
+    """A constraint from an editor's text: JSON text, a pattern, one choice a line, EBNF."""
+    if mode == "choice":
+        return choice([line.strip() for line in text.splitlines() if line.strip()])
+    if mode == "json":
+        return json_schema(text)
+    return Constraint(mode, text)  # type: ignore[arg-type]

@@ -1,0 +1,19 @@
+"""ACME's support backend: a SQLite database and the domain functions that serve it.
+
+    from lab_helpers.support import SupportDesk
+    desk = SupportDesk()                        # <lab home>/acme_support.sqlite
+    desk.search_products("wireless headphones", max_price=100)
+    desk.reset()                                # back to the seed
+
+Module 3 turns the desk's methods into tools (`lab_helpers.tools`); module 4 serves the same
+methods over MCP. `db` holds the schema, the seed loader and the transaction helper.
+"""
+
+from __future__ import annotations
+
+from . import db
+from .db import default_db_path
+from .desk import WRITE_TOOLS, NotFound, Priority, SupportDesk, SupportError
+
+__all__ = ["WRITE_TOOLS", "NotFound", "Priority", "SupportDesk", "SupportError", "db",
+           "default_db_path"]

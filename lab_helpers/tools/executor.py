@@ -1,0 +1,170 @@
+"""The one place in the lab where a tool runs: `ToolExecutor.execute(call) -> ToolResult`.
+
+    executor = ToolExecutor(registry, decide=approve_all)
+    result = executor.execute(ToolCall("get_order_status", '{"order_id": "ORD-78432"}'))
+    result.status, result.content, result.message()      # "ok", {...}, the tool message
+
+Every path ends in a `ToolResult` the model can read, never in an exception: an unknown tool
+name, arguments that fail the schema, a denied write or an exception inside the function all
+become an error result with a short explanation, and in each of those cases the function did
+not run (or, for an exception, its transaction rolled back). The order is fixed:
+
+    look up the tool -> validate the arguments -> ask for a decision (writes only) -> run
+
+The decision is pluggable because module 4 puts its human approval gate exactly here: a
+`decide(pending) -> Decision` callable. The default, `ask_in_notebook`, asks with `input()`
+(a text box in JupyterLab); where nobody can answer (nbval, a script without a terminal) it
+denies, so a write never happens by accident. Every execution is logged in `executor.log`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+from ..errors import LabError
+from .registry import ToolCall, ToolCallError, ToolRegistry
+
+ResultStatus = Literal["ok", "error", "denied", "unknown_tool", "invalid_arguments"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """approve / deny, and why (shown to the model when denied, kept in the log)."""
+
+    approved: bool
+    reason: str = ""
+
+    @classmethod
+    def approve(cls, reason: str = "approved") -> Decision:
+        return cls(True, reason)
+
+    @classmethod
+    def deny(cls, reason: str = "denied") -> Decision:
+        return cls(False, reason)
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """A validated call to a tool that writes, waiting for a decision."""
+
+    call: ToolCall
+    arguments: dict[str, Any]
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={_plain(v)!r}" for k, v in self.arguments.items())
+        return f"{self.call.name}({args})"
+
+
+Decide = Callable[[PendingCall], Decision]
+
+
+def approve_all(pending: PendingCall) -> Decision:
+    """Approve every write. For tests and for notebook cells that say so in the text."""
+    return Decision.approve("approved by approve_all")
+
+
+def deny_all(pending: PendingCall) -> Decision:
+    """Deny every write: read-only tools still run."""
+    return Decision.deny("writes are switched off (deny_all)")
+
+
+def ask_in_notebook(pending: PendingCall) -> Decision:
+    """Ask the person at the notebook: `input()` shows a text box under the running cell.
+
+    Where no one can answer (nbval, a script without a terminal), input() fails and the write
+    is denied, saying so.
+    """
+    prompt = (f"The model wants to run {pending.describe()}, which changes the ACME "
+              "database. Allow it? [y/N] ")
+    try:
+        answer = input(prompt)
+    except Exception:  # noqa: BLE001 - StdinNotImplementedError, EOFError, OSError
+        return Decision.deny("nobody could be asked (no input available); pass decide=... "
+                             "to ToolExecutor to decide in code")
+    if answer.strip().lower() in ("y", "yes"):
+        return Decision.approve(f"approved by the user ({answer.strip()!r})")
+    return Decision.deny(f"denied by the user ({answer.strip()!r})")
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What came of one call. `content` is what the model reads (as JSON)."""
+
+    call: ToolCall
+    status: ResultStatus
+    content: Any
+    arguments: dict[str, Any] | None = None
+    """The validated arguments the function ran with (None if it never got that far)."""
+    decision: Decision | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def ran(self) -> bool:
+        """Did the function run (successfully or not)?"""
+        return self.status in ("ok", "error")
+
+    def message(self) -> dict[str, Any]:
+        """The `role: tool` message that answers the call."""
+        return {"role": "tool", "tool_call_id": self.call.id,
+                "content": json.dumps(self.content, default=str)}
+
+
+@dataclass
+class ToolExecutor:
+    """Runs tool calls from a registry, asking `decide` before any tool that writes."""
+
+    registry: ToolRegistry
+    decide: Decide = ask_in_notebook
+    log: list[ToolResult] = field(default_factory=list)
+
+    def execute(self, call: ToolCall) -> ToolResult:
+        start = time.perf_counter()
+        result = self._execute(call)
+        result = ToolResult(result.call, result.status, result.content, result.arguments,
+                            result.decision, time.perf_counter() - start)
+        self.log.append(result)
+        return result
+
+    def _execute(self, call: ToolCall) -> ToolResult:
+        try:
+            spec = self.registry.get(call.name)
+            arguments = self.registry.validate(call)
+        except ToolCallError as exc:
+            return ToolResult(call, exc.kind, _error(exc))
+        decision = None
+        if spec.writes:
+            decision = self.decide(PendingCall(call, arguments))
+            if not decision.approved:
+                return ToolResult(call, "denied",
+                                  {"error": f"{call.name} was not run: {decision.reason}"},
+                                  arguments, decision)
+        try:
+            content = spec.function(**arguments)
+        except Exception as exc:  # noqa: BLE001 - the model reads the error instead
+            return ToolResult(call, "error", _error(exc), arguments, decision)
+        return ToolResult(call, "ok", content, arguments, decision)
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, LabError):
+        out: dict[str, Any] = {"error": exc.what}
+        if exc.cause:
+            out["cause"] = exc.cause
+        if exc.fix:
+            out["fix"] = exc.fix
+        return out
+    return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _plain(value: Any) -> Any:
+    """Enum members by their value (for descriptions and JSON)."""
+    return value.value if isinstance(value, Enum) else value

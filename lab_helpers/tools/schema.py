@@ -1,0 +1,180 @@
+"""A typed Python function -> an OpenAI tool definition with a *strict* JSON schema.
+
+    spec = tool_spec(desk.get_order_status)
+    spec.definition()   # {"type": "function", "function": {"name": ..., "strict": True, ...}}
+
+pydantic reads the signature (types, `Literal`, `Enum`, `Annotated[..., Field(...)]`, optional
+parameters) and writes the JSON schema; the same pydantic model later turns validated JSON
+arguments into the Python values the function expects (an `Enum` member, not its string).
+The schema is then made *strict* the way OpenAI defines it, because that is what makes vLLM
+constrain the arguments (ENVIRONMENT.md: without `"strict": true` SmolLM2 echoed the schema):
+
+- every property is listed in `required`; an optional parameter is a union with `null` instead
+  (the executor drops nulls, so the function's own default applies);
+- `additionalProperties: false` on every object; no `default`, no `title`;
+- `$ref`s to `$defs` (pydantic's form for Enums) are inlined, so each property reads on its own.
+
+Descriptions come from the docstring: its first paragraph describes the tool, its `Args:`
+section the parameters (Google style), unless a `Field(description=...)` says otherwise.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from ..errors import LabError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+
+class ToolDefinitionError(LabError, TypeError):
+    """A function cannot become a tool (missing type hint, *args, unsupported name)."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: the function, its strict parameter schema and the model that coerces args."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    function: Callable[..., Any]
+    arguments_model: type[BaseModel]
+    writes: bool = False
+    """True for tools that change something: the executor asks before running them."""
+
+    def definition(self) -> dict[str, Any]:
+        """The entry for the `tools=[...]` list of a chat completion request."""
+        return {"type": "function", "function": {
+            "name": self.name, "description": self.description,
+            "parameters": self.parameters, "strict": True}}
+
+
+def tool_spec(function: Callable[..., Any], *, name: str | None = None,
+              writes: bool = False) -> ToolSpec:
+    """Build the ToolSpec of a typed, documented function (or bound method)."""
+    name = name or getattr(function, "__name__", "")
+    if not NAME_PATTERN.match(name):
+        raise ToolDefinitionError(f"{name!r} cannot be a tool name.",
+                                  cause="tool names are letters, digits, _ and - (max 64)",
+                                  fix="pass name='a_valid_name' to ToolRegistry.register")
+    doc = inspect.getdoc(function) or ""
+    summary, arg_docs = parse_docstring(doc)
+    if not summary:
+        raise ToolDefinitionError(f"{name} has no docstring.",
+                                  cause="the model picks tools by their description",
+                                  fix="write a docstring: one line on what the tool is for")
+    model = arguments_model(function, name, arg_docs)
+    return ToolSpec(name=name, description=summary, parameters=strict_schema(model),
+                    function=function, arguments_model=model, writes=writes)
+
+
+def arguments_model(function: Callable[..., Any], name: str,
+                    arg_docs: dict[str, str] | None = None) -> type[BaseModel]:
+    """A pydantic model with one field per parameter, forbidding extra fields."""
+    try:
+        hints = get_type_hints(function, include_extras=True)
+    except NameError as exc:
+        raise ToolDefinitionError(f"The type hints of {name} cannot be resolved: {exc}.",
+                                  fix="import the types the signature uses in its module") \
+            from exc
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(function).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ToolDefinitionError(f"{name} takes *{param.name}: a tool needs named "
+                                      "parameters.", fix="list the parameters one by one")
+        if param.name not in hints:
+            raise ToolDefinitionError(f"Parameter {param.name!r} of {name} has no type hint.",
+                                      cause="the JSON schema is made from the type hints",
+                                      fix=f"annotate it, e.g. `{param.name}: str`")
+        default = ... if param.default is param.empty else param.default
+        fields[param.name] = (hints[param.name], default)
+    model = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+    for field_name, text in (arg_docs or {}).items():
+        info = model.model_fields.get(field_name)
+        if info is not None and not info.description:
+            info.description = text
+    model.model_rebuild(force=True)
+    return model
+
+
+def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema in OpenAI's strict form (see the module docstring)."""
+    raw = model.model_json_schema()
+    defs = raw.pop("$defs", {})
+    schema = _strict(_inline(raw, defs))
+    schema.pop("description", None)
+    return schema
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target = defs[node["$ref"].rsplit("/", 1)[-1]]
+            merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+            return _inline(merged, defs)
+        return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _strict(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_strict(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: ({name: _strict(sub) for name, sub in v.items()} if k == "properties"
+               else _strict(v))
+           for k, v in node.items() if k not in ("title", "default")}
+    if out.get("type") == "object" or "properties" in out:
+        out["type"] = "object"
+        out.setdefault("properties", {})
+        out["required"] = list(out["properties"])
+        out["additionalProperties"] = False
+    return out
+
+
+def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """(description, {parameter: description}) from a Google-style docstring.
+
+    The description is everything before the first section header (Args:, Returns:, ...),
+    joined into one paragraph per blank line.
+    """
+    lines = doc.splitlines()
+    summary: list[str] = []
+    args: dict[str, str] = {}
+    section = None
+    current = None
+    args_indent = 0
+    for line in lines:
+        stripped = line.strip()
+        header = re.fullmatch(r"(Args|Arguments|Parameters|Returns|Raises|Yields|Examples?|"
+                              r"Notes?):", stripped)
+        if header:
+            section = header.group(1)
+            current = None
+            continue
+        if section is None:
+            summary.append(stripped)
+        elif section in ("Args", "Arguments", "Parameters") and stripped:
+            match = re.match(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$", stripped)
+            if match and (line.startswith(" ") or line.startswith("\t") or current is None):
+                indent = len(line) - len(line.lstrip())
+                if current is None or indent <= args_indent:
+                    current = match.group(1).lstrip("*")
+                    args_indent = indent
+                    args[current] = match.group(2).strip()
+                    continue
+            if current is not None:
+                args[current] = f"{args[current]} {stripped}".strip()
+    text = " ".join(summary).strip()
+    paragraphs = [" ".join(p.split()) for p in "\n".join(summary).split("\n\n")]
+    description = "\n\n".join(p for p in paragraphs if p) if text else ""
+    return description, args

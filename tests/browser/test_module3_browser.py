@@ -1,0 +1,59 @@
+"""Module 3 in a real browser: run every cell, then read the tool transcript view."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .harness import ARTIFACTS, error_outputs, open_notebook, run_all_cells, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+NOTEBOOK = "03_tool_calling.ipynb"
+
+
+def _wait(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_run_all_then_read_the_transcript_view(jupyterlab, page):
+    open_notebook(page, jupyterlab, NOTEBOOK)
+    run_all_cells(page, timeout_s=900)
+    screenshot(page, "module3-after-run-all")
+    assert error_outputs(page) == []  # no cell of this module fails, on purpose or not
+
+    view = page.locator(".lab-tool-transcript").first
+    view.scroll_into_view_if_needed()
+    _wait(lambda: "Customer:" in view.inner_text(), 30, "the transcript to render")
+    # The notebook added transcripts after the six requests: the view shows the newest one.
+    select = view.locator("select")
+    labels = select.locator("option").all_inner_texts()
+    select.select_option(label=labels[0])
+    _wait(lambda: "ORD-78432" in view.inner_text().split("Customer:", 1)[-1], 30,
+          "the first request")
+    text = view.inner_text()
+    # The first request: the customer's message, a call with its arguments, the result from
+    # the database, and the answer.
+    assert "Customer: Where is my order ORD-78432?" in text
+    assert "Tool call:" in text and "Result" in text and "Answer:" in text
+    assert "tool_choice required" in text
+    screenshot(page, "module3-transcript-first")
+
+    # Pick "Thanks for your help today!" (auto): no tool was called.
+    thanks = next(lb for lb in labels if "Thanks for your help" in lb.replace("\xa0", " "))
+    select.select_option(label=thanks)
+    _wait(lambda: "No tool was called." in view.inner_text(), 30, "the Thanks transcript")
+    assert "tool_choice auto" in view.inner_text()
+
+    # The two-calls-in-one-turn transcript shows both calls and both results.
+    copied = next(lb for lb in labels if "Repeat this text" in lb.replace("\xa0", " "))
+    select.select_option(label=copied)
+    _wait(lambda: view.inner_text().count("Tool call:") >= 2, 30, "two calls")
+    assert view.inner_text().count("[ok]") >= 2
+    view.scroll_into_view_if_needed()
+    screenshot(page, "module3-transcript-two-calls")
+    (ARTIFACTS / "module3-transcript.txt").write_text(view.inner_text())

@@ -122,6 +122,37 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mcp_serve(args: argparse.Namespace) -> int:
+    from .mcp.acme_server import serve
+
+    serve(args.transport, host=args.host, port=args.port, token=args.token, db_path=args.db)
+    return 0
+
+
+def _cmd_mcp_install(args: argparse.Namespace) -> int:
+    from .mcp.servers import install_filesystem_server
+
+    print(install_filesystem_server(force=args.force))
+    return 0
+
+
+def _add_mcp_commands(sub: argparse._SubParsersAction) -> None:
+    """`vllm-lab mcp serve|install` (module 4)."""
+    mcp = sub.add_parser("mcp", help="module 4: the ACME MCP server and the reference servers")
+    mcp_sub = mcp.add_subparsers(dest="mcp_command", required=True)
+    p = mcp_sub.add_parser("serve", help="serve ACME's support desk over MCP")
+    p.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="HTTP only; anything beyond loopback needs --token")
+    p.add_argument("--port", type=int, help="HTTP only (default: the lab's port base + 31)")
+    p.add_argument("--token", help="HTTP only: clients must send Authorization: Bearer TOKEN")
+    p.add_argument("--db", help="the ACME SQLite file (default: the lab home's)")
+    p.set_defaults(func=_cmd_mcp_serve)
+    p = mcp_sub.add_parser("install", help="install the npm filesystem reference server")
+    p.add_argument("--force", action="store_true", help="reinstall even if present")
+    p.set_defaults(func=_cmd_mcp_install)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vllm-lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=int, default=100)
     p.add_argument("-f", "--follow", action="store_true")
     p.set_defaults(func=_cmd_logs)
+    _add_mcp_commands(sub)
     return parser
 
 

@@ -12,9 +12,13 @@ not run (or, for an exception, its transaction rolled back). The order is fixed:
     look up the tool -> validate the arguments -> ask for a decision (writes only) -> run
 
 The decision is pluggable because module 4 puts its human approval gate exactly here: a
-`decide(pending) -> Decision` callable. The default, `ask_in_notebook`, asks with `input()`
-(a text box in JupyterLab); where nobody can answer (nbval, a script without a terminal) it
-denies, so a write never happens by accident. Every execution is logged in `executor.log`.
+`decide(pending) -> Decision` callable, answered through the gate (`lab_helpers.approval`).
+Every registry runs guarded: `ToolExecutor` guards an unguarded one with a gate of its own
+(reads auto-approved, writes ask `decide`), so each function refuses to run without the gate's
+grant for exactly its call, and every decision and run lands in the audit log. The default,
+`ask_in_notebook`, asks with `input()` (a text box in JupyterLab); where nobody can answer
+(nbval, a script without a terminal) it denies, so a write never happens by accident. Every
+execution is logged in `executor.log`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
+from ..approval import ApprovalGate, NotApproved, gated
 from ..errors import LabError
 from .registry import ToolCall, ToolCallError, ToolRegistry
 
@@ -125,6 +130,11 @@ class ToolExecutor:
     registry: ToolRegistry
     decide: Decide = ask_in_notebook
     log: list[ToolResult] = field(default_factory=list)
+    gate: ApprovalGate | None = None
+    """The approval gate every call passes (module 4); made here if the registry has none."""
+
+    def __post_init__(self) -> None:
+        self.registry, self.gate, self._hook = gated(self.registry, self.decide, self.gate)
 
     def execute(self, call: ToolCall) -> ToolResult:
         start = time.perf_counter()
@@ -142,13 +152,15 @@ class ToolExecutor:
             return ToolResult(call, exc.kind, _error(exc))
         decision = None
         if spec.writes:
-            decision = self.decide(PendingCall(call, arguments))
+            decision = self._hook(PendingCall(call, arguments))
             if not decision.approved:
                 return ToolResult(call, "denied",
                                   {"error": f"{call.name} was not run: {decision.reason}"},
                                   arguments, decision)
         try:
             content = spec.function(**arguments)
+        except NotApproved as exc:  # the gate held no grant for this exact call: nothing ran
+            return ToolResult(call, "denied", _error(exc), arguments, decision)
         except Exception as exc:  # noqa: BLE001 - the model reads the error instead
             return ToolResult(call, "error", _error(exc), arguments, decision)
         return ToolResult(call, "ok", content, arguments, decision)

@@ -1,0 +1,52 @@
+"""Benchmark lab servers with GuideLLM 0.8: load, run, report, SLO verdicts, plots, tuning.
+
+    from lab_helpers import bench
+    target = bench.Target.from_server(srv)
+    run = bench.run_benchmark(target, bench.concurrent([1, 4, 16], max_requests=32))
+    run.frame                                   # tidy table read from GuideLLM's report
+    bench.verdicts(run.frame)                   # ACME's targets, pass/fail per level
+    bench.plot_throughput(run.frame)
+
+Every figure comes from GuideLLM's own report (`run.report`, saved as `benchmarks.json` and
+`benchmarks.csv`); this package only turns it into tables, verdicts and charts.
+"""
+
+from .load import (
+    BenchConfigError,
+    Load,
+    concurrent,
+    constant,
+    poisson,
+    sweep,
+    synchronous,
+)
+from .plots import (
+    plot_distributions,
+    plot_latency,
+    plot_latency_throughput,
+    plot_throughput,
+    plot_with_metrics,
+)
+from .report import combine, distributions, level_times, load_report, report_frame
+from .run import BenchError, BenchRun, Target, check_target, run_benchmark
+from .slo import ACME, SLO, Capacity, capacity, plan, servers_needed, verdicts
+from .tuning import (
+    Variant,
+    combine_changes,
+    compare,
+    comparison_table,
+    cpu_variants,
+    gpu_variants,
+    run_variant,
+    winner,
+)
+
+__all__ = [
+    "ACME", "SLO", "BenchConfigError", "BenchError", "BenchRun", "Capacity", "Load", "Target",
+    "Variant", "capacity", "check_target", "combine", "combine_changes", "compare",
+    "comparison_table",
+    "concurrent", "constant", "cpu_variants", "distributions", "gpu_variants", "level_times",
+    "load_report", "plan", "plot_distributions", "plot_latency", "plot_latency_throughput",
+    "plot_throughput", "plot_with_metrics", "poisson", "report_frame", "run_benchmark",
+    "run_variant", "servers_needed", "sweep", "synchronous", "verdicts", "winner",
+]

@@ -1,0 +1,150 @@
+"""Tuning: one server setting changed at a time, each on a fresh server, under the same load.
+
+    variants = bench.cpu_variants(chat_server("cpu"))       # the lab default first
+    runs = bench.compare(variants[:3], bench.concurrent([1, 16], max_requests=32))
+    bench.comparison_table(runs, at_load=16)
+
+The baseline is the lab's default exactly as `chat_server(profile)` builds it (module 1); each
+variant is that config with *one* change, started under its own name ("bench-<label>") on a free
+port, benchmarked, and stopped before the next one starts: two servers at once would share the
+two cores and spoil both measurements.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..config import ServerConfig
+from .load import Load
+from .report import combine
+from .run import BenchRun, Target, run_benchmark
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A server configuration under test, and the one change that makes it (in words)."""
+
+    label: str
+    change: str
+    config: ServerConfig
+
+    @property
+    def server_name(self) -> str:
+        return "bench-" + re.sub(r"[^a-z0-9.-]+", "-", self.label.lower())[:34]
+
+
+def _one_change(base: ServerConfig, label: str, change: str, **fields: object) -> Variant:
+    return Variant(label, change, base.replace(**fields))
+
+
+def cpu_variants(base: ServerConfig) -> list[Variant]:
+    """The lab default, then single changes worth trying on a CPU (first the cheap ones).
+
+    The compiled variant needs a C++ compiler where vLLM runs: the local runtime (g++ on the
+    host) or the `--compiler` image (`vllm-lab build-image --compiler`).
+    """
+    env = dict(base.env)
+    return [
+        Variant("default", "the lab's default (module 1): chat_server('cpu')", base),
+        _one_change(base, "reserve-1-core",
+                    "VLLM_CPU_NUM_OF_RESERVED_CPU=1: vLLM's own default, one core kept for "
+                    "the scheduler instead of computing",
+                    env={**env, "VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}),
+        _one_change(base, "max-num-seqs-4",
+                    "--max-num-seqs 4: at most 4 requests decoded together",
+                    extra_args=(*base.extra_args, "--max-num-seqs", "4")),
+        _one_change(base, "uni-executor",
+                    "--distributed-executor-backend uni: the worker runs inside the engine "
+                    "process (one process fewer)",
+                    extra_args=(*base.extra_args, "--distributed-executor-backend", "uni")),
+        _one_change(base, "no-prefix-caching",
+                    "--no-enable-prefix-caching: no lookups for shared prompt prefixes",
+                    extra_args=(*base.extra_args, "--no-enable-prefix-caching")),
+        _one_change(base, "batched-tokens-512",
+                    "--max-num-batched-tokens 512: smaller prefill chunks per step",
+                    extra_args=(*base.extra_args, "--max-num-batched-tokens", "512")),
+        _one_change(base, "compiled",
+                    "enforce_eager=False: torch.compile (80-110 s start instead of ~30 s)",
+                    enforce_eager=False),
+    ]
+
+
+def gpu_variants(base: ServerConfig) -> list[Variant]:
+    """The GPU profile's knobs, one at a time (not runnable here: no GPU)."""
+    return [
+        Variant("default", "the lab's default: chat_server('gpu')", base),
+        _one_change(base, "mem-0.95", "--gpu-memory-utilization 0.95: more KV cache, more "
+                    "concurrent sequences", gpu_memory_utilization=0.95),
+        _one_change(base, "max-len-8192", "--max-model-len 8192: a shorter context leaves "
+                    "room for more sequences", max_model_len=8192),
+        _one_change(base, "tp-2", "--tensor-parallel-size 2: the model split over two GPUs",
+                    extra_args=(*base.extra_args, "--tensor-parallel-size", "2")),
+    ]
+
+
+def combine_changes(base: ServerConfig, variants: list[Variant], label: str = "tuned"
+                    ) -> Variant:
+    """One config with the changes of several variants (each measured alone first)."""
+    import dataclasses
+
+    config, changes = base, []
+    for v in variants:
+        extra = v.config.extra_args[len(base.extra_args):]
+        env = {k: val for k, val in v.config.env.items() if base.env.get(k) != val}
+        fields = {f.name: getattr(v.config, f.name) for f in dataclasses.fields(base)
+                  if f.name not in ("extra_args", "env")
+                  and getattr(v.config, f.name) != getattr(base, f.name)}
+        config = config.replace(extra_args=(*config.extra_args, *extra),
+                                env={**config.env, **env}, **fields)
+        changes.append(v.label)
+    return Variant(label, " + ".join(changes), config)
+
+
+def run_variant(variant: Variant, load: Load, *, port: int | None = None,
+                runtime: str = "auto", progress: bool = True,
+                on_start: Callable[[object], None] | None = None) -> BenchRun:
+    """Start a fresh server for `variant`, benchmark it, stop it (also on errors)."""
+    from .. import server
+
+    if port is None:
+        port = server.free_port()
+    config = variant.config.replace(name=variant.server_name, port=port)
+    with server.start(config, runtime=runtime, reuse=False) as srv:  # type: ignore[arg-type]
+        if on_start is not None:
+            on_start(srv)
+        return run_benchmark(Target.from_server(srv, label=variant.label), load,
+                             label=variant.label, progress=progress)
+
+
+def compare(variants: list[Variant], load: Load, *, runtime: str = "auto",
+            progress: bool = True) -> list[BenchRun]:
+    """Each variant on a fresh server, one after the other, under the same load."""
+    return [run_variant(v, load, runtime=runtime, progress=progress) for v in variants]
+
+
+def comparison_table(runs: list[BenchRun], at_load: float | None = None,
+                     baseline: str | None = None) -> pd.DataFrame:
+    """One row per run at one load (the highest by default), with ratios to the baseline."""
+    frame = combine(*(r.frame for r in runs))
+    if at_load is None:
+        at_load = float(frame["load"].max())
+    rows = frame[frame["load"] == at_load].set_index("run")
+    table = rows[["output_tokens_per_s", "requests_per_s", "ttft_p50_ms", "ttft_p95_ms",
+                  "itl_p50_ms", "latency_p95_s", "requests_errored"]].copy()
+    base = baseline or runs[0].label
+    if base in table.index:
+        table["throughput_vs_baseline"] = (table["output_tokens_per_s"]
+                                           / table.loc[base, "output_tokens_per_s"])
+    return table
+
+
+def winner(table: pd.DataFrame) -> str:
+    """The run with the most output tokens/s and no errors in the comparison table."""
+    ok = table[table["requests_errored"] == 0]
+    return str((ok if len(ok) else table)["output_tokens_per_s"].idxmax())

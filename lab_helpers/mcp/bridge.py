@@ -1,0 +1,420 @@
+"""The MCP client bridge: several MCP servers at once, their tools as the lab's tools.
+
+    bridge = McpBridge([McpServerSpec.stdio("time", [sys.executable, "-m", "mcp_server_time"]),
+                        McpServerSpec.http("acme", "http://127.0.0.1:18931/mcp")])
+    registry = bridge.registry()          # ToolSpecs named time__get_current_time, acme__...
+    bridge.call("time", "get_current_time", {"timezone": "Asia/Tokyo"})
+    bridge.close()
+
+Why a bridge and not the SDK client directly: the SDK is async, notebooks and widgets are not.
+The bridge runs one event loop on a background thread (anyio's blocking portal) that owns every
+connection; each method here is a plain blocking call into it.
+
+Names: a tool `get_current_time` of server `time` becomes `time__get_current_time`, so two
+servers' tools can never collide; a server whose tool name does not fit (characters, length)
+has that tool skipped and listed in `bridge.skipped`. Each tool function carries its
+`ToolIdentity(server, tool)`: the approval gate takes identities from there, never from the
+name the model wrote.
+
+Failures become errors the tool executor turns into results the model reads: an MCP error
+result (`isError`) raises `McpToolError` with the server's text; a call that outlives its
+time-out or a server that died raises `McpUnavailable`. A dead connection is reopened on the
+next call (once), or by `reconnect(name)`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import threading
+import warnings
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from pydantic import ConfigDict, create_model
+
+from ..approval import ToolIdentity
+from ..errors import LabError
+from ..tools.registry import ToolRegistry
+from ..tools.schema import NAME_PATTERN, ToolSpec
+
+SEPARATOR = "__"
+SERVER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+
+
+class McpError(LabError):
+    """Base of the bridge's errors."""
+
+
+class McpUnavailable(McpError, ConnectionError):
+    """A server could not be reached, died, or did not answer in time."""
+
+
+class McpToolError(McpError):
+    """The server ran the tool and answered with an error result (isError)."""
+
+
+@dataclass(frozen=True)
+class McpServerSpec:
+    """How to reach one MCP server: a command to start (stdio) or a URL (Streamable HTTP)."""
+
+    name: str
+    command: tuple[str, ...] = ()
+    url: str | None = None
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+    token: str | None = None
+    call_timeout: float = 30.0
+    errlog: str | None = None
+    """stdio: where the server's stderr goes (a file; default: this process's stderr)."""
+
+    @classmethod
+    def stdio(cls, name: str, command: Sequence[str], *, env: dict[str, str] | None = None,
+              cwd: str | Path | None = None, call_timeout: float = 30.0,
+              errlog: str | Path | None = None) -> McpServerSpec:
+        return cls(name, tuple(command), env=env, cwd=str(cwd) if cwd else None,
+                   call_timeout=call_timeout, errlog=str(errlog) if errlog else None)
+
+    @classmethod
+    def http(cls, name: str, url: str, *, token: str | None = None,
+             call_timeout: float = 30.0) -> McpServerSpec:
+        return cls(name, url=url, token=token, call_timeout=call_timeout)
+
+    @property
+    def transport(self) -> str:
+        return "http" if self.url else "stdio"
+
+    def check(self) -> None:
+        if not SERVER_NAME.match(self.name):
+            raise McpError(f"{self.name!r} cannot name an MCP server.",
+                           cause="names are lower-case letters, digits and '-' (max 20), so "
+                                 "tool names stay unique as <server>__<tool>",
+                           fix="McpServerSpec.stdio('time', [...]) with a short plain name")
+        if bool(self.command) == bool(self.url):
+            raise McpError(f"MCP server {self.name!r} needs a command or a URL (one of them).",
+                           fix="use McpServerSpec.stdio(name, command) or "
+                               "McpServerSpec.http(name, url)")
+
+
+@dataclass
+class McpToolInfo:
+    server: str
+    name: str
+    qualified: str
+    description: str
+    input_schema: dict[str, Any]
+    read_only: bool
+
+
+@dataclass
+class _Connection:
+    spec: McpServerSpec
+    client: Client | None = None
+    stop: anyio.Event | None = None
+    done: Any = None
+    tools: list[McpToolInfo] = field(default_factory=list)
+
+
+class McpTool:
+    """The function behind one MCP tool in a ToolRegistry: keyword arguments -> the result."""
+
+    def __init__(self, bridge: McpBridge, server: str, tool: str, description: str) -> None:
+        self.bridge = bridge
+        self.identity = ToolIdentity(server, tool)
+        self.__name__ = f"{server}{SEPARATOR}{tool}"
+        self.__doc__ = description
+
+    def __call__(self, **arguments: Any) -> Any:
+        return self.bridge.call(self.identity.server, self.identity.tool, arguments)
+
+
+class McpBridge(AbstractContextManager["McpBridge"]):
+    """Connections to several MCP servers, with a blocking API (see the module doc)."""
+
+    def __init__(self, specs: Sequence[McpServerSpec] = (), *, connect_timeout: float = 60.0
+                 ) -> None:
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise McpError(f"Two MCP servers share a name: {names}.",
+                           cause="tool names are <server>__<tool>: server names must differ",
+                           fix="McpServerSpec.http('acme-http', url) gives the second its own")
+        self.connect_timeout = connect_timeout
+        self.skipped: list[str] = []
+        self._lock = threading.RLock()
+        self._connections: dict[str, _Connection] = {}
+        self._portal_cm = start_blocking_portal()
+        self._portal: BlockingPortal = self._portal_cm.__enter__()
+        try:
+            for spec in specs:
+                self.connect(spec)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def connect(self, spec: McpServerSpec) -> list[McpToolInfo]:
+        """Open (or reopen) the connection to one server and list its tools."""
+        spec.check()
+        with self._lock:
+            if spec.name in self._connections:
+                self._disconnect(spec.name)
+            conn = _Connection(spec)
+            try:
+                conn.done, conn.client = self._portal.start_task(self._hold, conn)
+            except Exception as exc:
+                raise McpUnavailable(f"Could not connect to MCP server {spec.name!r} "
+                                     f"({spec.transport}).", cause=_why(exc),
+                                     fix=_fix(spec)) from exc
+            self._connections[spec.name] = conn
+            conn.tools = self._list_tools(conn)
+            return conn.tools
+
+    async def _hold(self, conn: _Connection, *, task_status: Any) -> None:
+        """One task per connection: enter the client, hand it out, wait for the stop signal."""
+        spec = conn.spec
+        errlog = open(spec.errlog, "a") if spec.errlog else sys.stderr  # noqa: SIM115
+        if spec.url:
+            headers = {"Authorization": f"Bearer {spec.token}"} if spec.token else None
+            target: Any = streamable_http_client(
+                spec.url, http_client=create_mcp_http_client(headers=headers))
+        else:
+            target = stdio_client(StdioServerParameters(
+                command=spec.command[0], args=list(spec.command[1:]), env=spec.env,
+                cwd=spec.cwd), errlog=errlog)
+        conn.stop = anyio.Event()
+        try:
+            with anyio.CancelScope(deadline=anyio.current_time() + self.connect_timeout
+                                   ) as scope:
+                async with Client(target, mode="legacy", cache=None) as client:
+                    scope.deadline = math.inf          # the time-out was for connecting only
+                    task_status.started(client)
+                    await conn.stop.wait()
+        finally:
+            if errlog is not sys.stderr:
+                errlog.close()
+        if scope.cancelled_caught:
+            raise TimeoutError(f"no answer to initialize within {self.connect_timeout:.0f} s")
+
+    def _disconnect(self, name: str) -> None:
+        conn = self._connections.pop(name, None)
+        if conn is None or conn.stop is None:
+            return
+        self._portal.call(conn.stop.set)
+        try:
+            conn.done.result(timeout=10)
+        except Exception:  # noqa: BLE001 - the connection was already broken
+            pass
+
+    def reconnect(self, name: str) -> list[McpToolInfo]:
+        """Close and reopen one server's session (after it died or hung)."""
+        return self.connect(self._spec(name))
+
+    def close(self) -> None:
+        with self._lock:
+            for name in list(self._connections):
+                self._disconnect(name)
+            if self._portal_cm is not None:
+                self._portal_cm.__exit__(None, None, None)
+                self._portal_cm = None  # type: ignore[assignment]
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def servers(self) -> list[str]:
+        return list(self._connections)
+
+    def alive(self, name: str) -> bool:
+        conn = self._connections.get(name)
+        return conn is not None and conn.client is not None and not conn.done.done()
+
+    def _spec(self, name: str) -> McpServerSpec:
+        try:
+            return self._connections[name].spec
+        except KeyError:
+            raise McpError(f"No MCP server named {name!r} is connected.",
+                           cause=f"connected: {', '.join(self._connections) or 'none'}",
+                           fix="McpBridge.connect(McpServerSpec...)") from None
+
+    def _client(self, name: str) -> Client:
+        conn = self._connections.get(name)
+        if conn is None:
+            self._spec(name)
+        assert conn is not None
+        if conn.client is None or conn.done.done():
+            self.reconnect(name)
+            conn = self._connections[name]
+        assert conn.client is not None
+        return conn.client
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _run(self, name: str, what: str, fn: Any, *args: Any, timeout: float | None = None
+             ) -> Any:
+        spec = self._spec(name)
+        client = self._client(name)
+        limit = timeout or spec.call_timeout
+
+        async def bounded() -> Any:
+            with anyio.fail_after(limit):
+                return await fn(client, *args)
+        try:
+            return self._portal.call(bounded)
+        except TimeoutError as exc:
+            raise McpUnavailable(f"MCP server {name!r} did not answer {what} within "
+                                 f"{limit:.0f} s.", cause="the server hangs or is overloaded",
+                                 fix=f"bridge.reconnect({name!r})") from exc
+        except McpError:
+            raise
+        except Exception as exc:
+            if not self.alive(name) or "closed" in str(exc).lower():
+                self._connections[name].client = None
+                raise McpUnavailable(f"MCP server {name!r} died during {what}.",
+                                     cause=_why(exc),
+                                     fix=f"bridge.reconnect({name!r}); the next call also "
+                                         "reconnects") from exc
+            raise McpToolError(f"MCP server {name!r} refused {what}: {_why(exc)}") from exc
+
+    def _list_tools(self, conn: _Connection) -> list[McpToolInfo]:
+        name = conn.spec.name
+        result = self._run(name, "tools/list", lambda c: c.list_tools())
+        tools = []
+        for tool in result.tools:
+            qualified = f"{name}{SEPARATOR}{tool.name}"
+            if not NAME_PATTERN.match(qualified) or SEPARATOR in tool.name:
+                self.skipped.append(qualified)
+                continue
+            ann = tool.annotations
+            tools.append(McpToolInfo(name, tool.name, qualified, tool.description or tool.name,
+                                     dict(tool.input_schema or {"type": "object"}),
+                                     bool(ann and ann.read_only_hint)))
+        return tools
+
+    def tools(self, server: str | None = None) -> list[McpToolInfo]:
+        names = [server] if server else list(self._connections)
+        return [t for n in names for t in self._connections[self._spec(n).name].tools]
+
+    def call(self, server: str, tool: str, arguments: dict[str, Any] | None = None, *,
+             timeout: float | None = None) -> Any:
+        """Call one tool; the structured result, else its text. Errors: see the module doc."""
+        result = self._run(server, f"{tool}()", lambda c: c.call_tool(tool, arguments or {}),
+                           timeout=timeout)
+        text = "\n".join(getattr(part, "text", "") for part in result.content
+                         if getattr(part, "type", "") == "text")
+        if result.is_error:
+            raise McpToolError(f"{server}{SEPARATOR}{tool} failed: {text or 'no message'}")
+        if result.structured_content is not None:
+            return result.structured_content
+        return text
+
+    def ping(self, server: str) -> bool:
+        """`ping` (the bridge speaks the initialize-handshake protocol, where ping exists)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self._run(server, "ping", lambda c: c.send_ping())
+        return True
+
+    def list_resources(self, server: str) -> list[dict[str, Any]]:
+        result = self._run(server, "resources/list", lambda c: c.list_resources())
+        return [{"uri": str(r.uri), "name": r.name, "title": r.title,
+                 "mime_type": r.mime_type} for r in result.resources]
+
+    def read_resource(self, server: str, uri: str) -> str:
+        result = self._run(server, f"resources/read {uri}", lambda c: c.read_resource(uri))
+        return "\n".join(getattr(c, "text", "") for c in result.contents)
+
+    # -- as lab tools ---------------------------------------------------------------------------
+
+    def registry(self, servers: Sequence[str] | None = None,
+                 only: Sequence[str] | None = None) -> ToolRegistry:
+        """The servers' tools as a ToolRegistry (strict schemas, `writes` unless the server
+        marks the tool read-only). `only` keeps the qualified names listed."""
+        registry = ToolRegistry()
+        for name in servers or self.servers:
+            for info in self.tools(name):
+                if only is not None and info.qualified not in only:
+                    continue
+                registry._tools[info.qualified] = self._spec_of(info)  # noqa: SLF001
+        return registry
+
+    def _spec_of(self, info: McpToolInfo) -> ToolSpec:
+        params = strict_parameters(info.input_schema)
+        required = set(info.input_schema.get("required", []))
+        fields: dict[str, Any] = {
+            key: (Any, ...) if key in required else (Any, None)
+            for key in params["properties"]}
+        model = create_model(f"{info.qualified}_arguments",
+                             __config__=ConfigDict(extra="forbid"), **fields)
+        return ToolSpec(name=info.qualified, description=info.description, parameters=params,
+                        function=McpTool(self, info.server, info.name, info.description),
+                        arguments_model=model, writes=not info.read_only)
+
+
+def strict_parameters(schema: dict[str, Any]) -> dict[str, Any]:
+    """An MCP input schema in OpenAI's strict form (what makes vLLM constrain the arguments):
+    every property required, optional ones nullable, no extra properties, `$ref`s inlined."""
+    defs = {**schema.get("$defs", {}), **schema.get("definitions", {})}
+    schema = _inline({k: v for k, v in schema.items() if k not in ("$defs", "definitions")},
+                     defs)
+    required = set(schema.get("required", []))
+    props = {}
+    for key, sub in (schema.get("properties") or {}).items():
+        sub = _strict(sub)
+        if key not in required and not _nullable(sub):
+            sub = {"anyOf": [sub, {"type": "null"}]}
+        props[key] = sub
+    return {"type": "object", "properties": props, "required": list(props),
+            "additionalProperties": False}
+
+
+def _nullable(node: dict[str, Any]) -> bool:
+    return node.get("type") == "null" or any(
+        isinstance(o, dict) and o.get("type") == "null" for o in node.get("anyOf", []))
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target = defs.get(node["$ref"].rsplit("/", 1)[-1], {})
+            return _inline({**target, **{k: v for k, v in node.items() if k != "$ref"}}, defs)
+        return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _strict(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_strict(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: ({n: _strict(s) for n, s in v.items()} if k == "properties" else _strict(v))
+           for k, v in node.items() if k not in ("title", "default", "$schema")}
+    if out.get("type") == "object" and "properties" in out:
+        out["required"] = list(out["properties"])
+        out["additionalProperties"] = False
+    return out
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_why(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _fix(spec: McpServerSpec) -> str:
+    if spec.url:
+        return "vllm-lab mcp serve --transport http (then connect to its URL)"
+    return "vllm-lab mcp install (the reference servers), or check the command runs by itself"
+

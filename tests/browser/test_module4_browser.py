@@ -1,0 +1,70 @@
+"""Module 4 in a real browser: run every cell, then approve one tool call and deny another."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .harness import (
+    ARTIFACTS,
+    error_outputs,
+    open_notebook,
+    run_all_cells,
+    screenshot,
+    widget_button,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+NOTEBOOK = "04_mcp_agents.ipynb"
+TOOL = "acme__create_ticket"
+
+
+def _wait(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def _ask_and_decide(page, chat, message: str, button: str) -> str:
+    chat.locator("input[type='text']").first.fill(message)
+    chat.locator("select").first.select_option(label=TOOL)
+    widget_button(chat, "Send").click()
+    pending = chat.locator(".approval-pending")
+    _wait(lambda: pending.count() > 0, 300, "the call to wait for approval")
+    card = pending.first.inner_text()
+    assert "acme" in card and "create_ticket" in card and "customer_email" in card
+    screenshot(page, f"module4-pending-{button.lower()}")
+    widget_button(chat, button).click()
+    _wait(lambda: chat.locator(".approval-pending").count() == 0, 30, "the card to go")
+    return card
+
+
+def test_approve_one_call_and_deny_another(jupyterlab, page):
+    open_notebook(page, jupyterlab, NOTEBOOK)
+    run_all_cells(page, timeout_s=900)
+    screenshot(page, "module4-after-run-all")
+    assert error_outputs(page) == []
+
+    chat = page.locator(".lab-agent-chat").first
+    chat.scroll_into_view_if_needed()
+    assert "No tool call is waiting" in chat.inner_text()
+
+    _ask_and_decide(page, chat, "Open a ticket for john.smith@email.com: my order is late.",
+                    "Approve")
+    _wait(lambda: "[ok]" in chat.inner_text(), 300, "the approved call's result")
+    first = chat.inner_text()
+    assert "acme__create_ticket" in first and "ticket_id" in first
+    screenshot(page, "module4-approved")
+
+    _ask_and_decide(page, chat, "Open a ticket for john.smith@email.com: refund me twice.",
+                    "Deny")
+    _wait(lambda: "[denied]" in chat.inner_text(), 300, "the denied call's result")
+    second = chat.inner_text()
+    assert "denied by the user" in second
+    assert "acme/create_ticket: approve" in second and "acme/create_ticket: deny" in second
+    chat.scroll_into_view_if_needed()
+    screenshot(page, "module4-denied")
+    (ARTIFACTS / "module4-agent-chat.txt").write_text(second)

@@ -1,0 +1,108 @@
+"""ApprovalWidget driven from Python: the executor waits in the gate, a click decides."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from lab_helpers.approval import ApprovalGate, AuditLog
+from lab_helpers.support import SupportDesk
+from lab_helpers.tools import ToolCall, ToolExecutor, acme_registry
+from lab_helpers.widgets.approval import ApprovalWidget
+
+TICKET = {"customer_email": "john.smith@email.com", "subject": "Widget", "description": "d",
+          "priority": "low"}
+
+
+@pytest.fixture
+def setup(tmp_path):
+    desk = SupportDesk(tmp_path / "acme.sqlite")
+    gate = ApprovalGate(audit=AuditLog(tmp_path / "a.jsonl"), wait_seconds=20)
+    ex = ToolExecutor(gate.guard(acme_registry(desk)), decide=gate.executor_hook)
+    return desk, gate, ex, ApprovalWidget(gate)
+
+
+def _in_background(ex, call):
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(ex.execute(call)))
+    t.start()
+    return t, out
+
+
+def _wait(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def _buttons(w):
+    row = w.children[1]
+    return {b.description: b for b in row.children}
+
+
+def test_idle_widget_has_nothing_to_decide(setup):
+    _, _, _, w = setup
+    assert w.current is None
+    assert all(b.disabled for b in _buttons(w).values())
+    assert "No tool call is waiting" in w.children[0].value
+
+
+def test_approve_click_runs_the_call_once(setup):
+    desk, gate, ex, w = setup
+    before = desk.row_counts()["tickets"]
+    t, out = _in_background(ex, ToolCall("create_ticket", json.dumps(TICKET), "1"))
+    _wait(lambda: w.current is not None)
+    card = w.children[0].value
+    assert "create_ticket" in card and "john.smith@email.com" in card and "local" in card
+    _buttons(w)["Approve"].click()
+    t.join(10)
+    assert out[0].ok and desk.row_counts()["tickets"] == before + 1
+    assert w.current is None and w.decisions == ["local/create_ticket: approve"]
+    _buttons(w)["Approve"].click()                      # nothing waits: no second run
+    assert desk.row_counts()["tickets"] == before + 1
+
+
+def test_deny_click_answers_the_model_and_changes_nothing(setup):
+    desk, gate, ex, w = setup
+    before = desk.snapshot()
+    t, out = _in_background(ex, ToolCall("create_ticket", json.dumps(TICKET), "2"))
+    _wait(lambda: w.current is not None)
+    _buttons(w)["Deny"].click()
+    t.join(10)
+    assert out[0].status == "denied" and "denied by the user" in out[0].message()["content"]
+    assert desk.snapshot() == before
+    assert gate.records()[-1]["decision"] == "deny"
+
+
+def test_always_click_stops_asking_for_that_tool(setup):
+    desk, gate, ex, w = setup
+    t, out = _in_background(ex, ToolCall("create_ticket", json.dumps(TICKET), "3"))
+    _wait(lambda: w.current is not None)
+    _buttons(w)["Approve always"].click()
+    t.join(10)
+    assert out[0].ok
+    again = ex.execute(ToolCall("create_ticket", json.dumps({**TICKET, "subject": "2nd"}), "4"))
+    assert again.ok and w.current is None
+
+
+def test_agent_chat_builds_and_ignores_an_empty_message(tmp_path):
+    import openai
+
+    from lab_helpers.mcp.agent import McpAgent
+    from lab_helpers.mcp.bridge import McpBridge
+    from lab_helpers.widgets.approval import AgentChat
+
+    with McpBridge([]) as bridge:
+        gate = ApprovalGate(audit=AuditLog(tmp_path / "a.jsonl"))
+        agent = McpAgent(None, bridge, gate, client=openai.OpenAI(
+            base_url="http://127.0.0.1:9/v1", api_key="unused"), model="m")
+        chat = AgentChat(agent)
+        assert chat.approvals.current is None and not chat.busy
+        send = [b for b in chat.children[0].children if getattr(b, "description", "") ==
+                "Send"][0]
+        send.click()                                    # empty message: nothing is sent
+        assert not chat.busy and chat.last is None and agent.transcripts == []

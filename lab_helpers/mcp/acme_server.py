@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hmac
-import ipaddress
 import json
 import os
 import secrets
@@ -36,6 +35,7 @@ from mcp.types import ToolAnnotations
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..config import is_loopback
 from ..errors import LabError
 from ..support import WRITE_TOOLS, SupportDesk
 
@@ -90,14 +90,6 @@ def _reported(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise ToolError(f"{exc.what} {exc.cause}".strip()) from None
     return tool
 
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def http_app(server: MCPServer, *, host: str = "127.0.0.1", token: str | None = None

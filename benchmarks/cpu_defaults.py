@@ -131,8 +131,9 @@ def main() -> None:
             "ttft_p50_ratio_at_16_max": ratios["ttft_p50_ratio_at_16"]
             <= TARGETS["ttft_p50_ratio_at_16_max"],
         },
-        "note": "one run on a CPU shared with other work (the shared chat server and tests "
-                "ran meanwhile); ratios are from the same run",
+        "load_average_at_end": round(os.getloadavg()[0], 2),
+        "note": "one run; both servers measured in the same run, one after the other; a high "
+                "load average means other work shared the CPU and the figures are not quotable",
     }
     text = json.dumps(report, indent=2)
     print(text)

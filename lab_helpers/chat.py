@@ -729,11 +729,12 @@ class ChatSession:
             )
         if isinstance(exc, openai.BadRequestError):
             self._stale = False
-            return ChatInputError(f"The server rejected the request: {_api_message(exc)}",
+            return ChatInputError(f"The server rejected the request: {api_error_message(exc)}",
                                   fix="change the message or the settings and send again")
         if isinstance(exc, openai.APIStatusError):
             return self._unavailable(
-                f"{label} answered with an error ({exc.status_code}): {_api_message(exc)}", turn)
+                f"{label} answered with an error ({exc.status_code}): "
+                f"{api_error_message(exc)}", turn)
         if isinstance(exc, openai.APIConnectionError | httpx.HTTPError | openai.APIError):
             if turn.answer:
                 what = f"{label} stopped answering mid-reply ({type(exc).__name__})."
@@ -745,7 +746,8 @@ class ChatSession:
                          "(vllm-lab logs)")
 
 
-def _api_message(exc: Any) -> str:
+def api_error_message(exc: Any) -> str:
+    """The server's own reason from an openai APIError (vLLM puts it in the JSON body)."""
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         message = body.get("message") or body.get("error", {})

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..chat import api_error_message
 from .constraints import Constraint, StructuredError
 from .verdicts import Verdict
 
@@ -60,17 +61,6 @@ class StructuredResult:
     @property
     def valid(self) -> bool:
         return self.verdict is not None and self.verdict.valid
-
-
-def _api_reason(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        message = body.get("message") or body.get("error", {})
-        if isinstance(message, dict):
-            message = message.get("message")
-        if message:
-            return str(message)
-    return str(getattr(exc, "message", exc))
 
 
 class StructuredClient:
@@ -171,7 +161,7 @@ class StructuredClient:
         label = f"{self.model} at {self._server.base_url}"
         if isinstance(exc, openai.APIStatusError) and 400 <= exc.status_code < 500 \
                 and exc.status_code not in (401, 404):
-            reason = _api_reason(exc)
+            reason = api_error_message(exc)
             what = (f"The server rejected the {constraint.mode} constraint: {reason}"
                     if constraint is not None else f"The server rejected the request: {reason}")
             return ServerRejected(
@@ -183,7 +173,7 @@ class StructuredClient:
                     "grammar(...))")
         if isinstance(exc, openai.APIStatusError):
             return ServerUnreachable(
-                f"{label} answered with an error ({exc.status_code}): {_api_reason(exc)}",
+                f"{label} answered with an error ({exc.status_code}): {api_error_message(exc)}",
                 cause="the server failed on this request, or was restarted with a new key",
                 fix="look at the server log (vllm-lab logs chat), then try again")
         if isinstance(exc, openai.APIConnectionError | openai.APITimeoutError):

@@ -102,6 +102,14 @@ def open_notebook(page, lab: JupyterLab, name: str) -> None:
                            timeout=120_000)
 
 
+def wait_until(predicate, timeout_s: float, what: str) -> None:
+    """Poll `predicate` every half second; fail the test with `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
 def run_all_cells(page, timeout_s: float = 900) -> None:
     """Run > Run All Cells, then wait until the kernel is idle and every cell has run."""
     page.locator(".jp-NotebookPanel").first.click()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,13 @@ from .harness import (
     open_notebook,
     run_all_cells,
     screenshot,
+    wait_until,
     widget_button,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 NOTEBOOK = "01_deploy_and_chat.ipynb"
-
-
-def _wait(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 def test_run_all_then_chat_in_the_widget(jupyterlab, page):
@@ -46,21 +39,21 @@ def test_run_all_then_chat_in_the_widget(jupyterlab, page):
     box.scroll_into_view_if_needed()
     widget = box.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][last()]")
     # The notebook chatted once before showing the widget: that turn is in its history.
-    _wait(lambda: "completion =" in widget.inner_text(), 30, "the widget's history")
+    wait_until(lambda: "completion =" in widget.inner_text(), 30, "the widget's history")
     before = widget.inner_text().count("completion =")
 
     # A system-prompt preset: the prompt box takes its text.
     widget.locator(".widget-dropdown", has_text="Preset").locator("select").select_option(
         "Markdown formatter")
     system = widget.locator(".widget-textarea", has_text="System").locator("textarea")
-    _wait(lambda: "Markdown" in system.input_value(), 10, "the preset's system prompt")
+    wait_until(lambda: "Markdown" in system.input_value(), 10, "the preset's system prompt")
 
     question = "Give two tips for tracking an ACME order, as a bullet list."
     box.fill(question)
     widget_button(widget, "Send").click()
-    _wait(lambda: question in widget.inner_text(), 30, "the question to show")
+    wait_until(lambda: question in widget.inner_text(), 30, "the question to show")
     # The answer streams in, then a line with the server's own counts appears under it.
-    _wait(lambda: widget.inner_text().count("completion =") > before, 120, "the metrics line")
+    wait_until(lambda: widget.inner_text().count("completion =") > before, 120, "the metrics line")
     widget.scroll_into_view_if_needed()
     screenshot(page, "module1-chat-widget")
     text = widget.inner_text()

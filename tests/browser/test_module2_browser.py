@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from .harness import (
@@ -12,19 +10,13 @@ from .harness import (
     open_notebook,
     run_all_cells,
     screenshot,
+    wait_until,
     widget_button,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 NOTEBOOK = "02_structured_outputs.ipynb"
-
-
-def _wait(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 def test_run_all_then_run_a_preset_in_the_schema_editor(jupyterlab, page):
@@ -40,9 +32,9 @@ def test_run_all_then_run_a_preset_in_the_schema_editor(jupyterlab, page):
     widget = preset.locator("xpath=ancestor::div[contains(@class,'widget-vbox')][last()]")
     preset.select_option(label="Sentiment (choice)")
     # The editor now holds the preset's choices, and the live check accepts them.
-    _wait(lambda: "✔ one of 'positive'" in widget.inner_text(), 30, "the live check")
+    wait_until(lambda: "✔ one of 'positive'" in widget.inner_text(), 30, "the live check")
     widget_button(widget, "Run").click()
-    _wait(lambda: "Same prompt, unconstrained" in widget.inner_text(), 180, "both answers")
+    wait_until(lambda: "Same prompt, unconstrained" in widget.inner_text(), 180, "both answers")
     widget.scroll_into_view_if_needed()
     screenshot(page, "module2-schema-editor")
     text = widget.inner_text()

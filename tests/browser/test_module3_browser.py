@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from .harness import ARTIFACTS, error_outputs, open_notebook, run_all_cells, screenshot
+from .harness import ARTIFACTS, error_outputs, open_notebook, run_all_cells, screenshot, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 NOTEBOOK = "03_tool_calling.ipynb"
-
-
-def _wait(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 def test_run_all_then_read_the_transcript_view(jupyterlab, page):
@@ -28,12 +19,12 @@ def test_run_all_then_read_the_transcript_view(jupyterlab, page):
 
     view = page.locator(".lab-tool-transcript").first
     view.scroll_into_view_if_needed()
-    _wait(lambda: "Customer:" in view.inner_text(), 30, "the transcript to render")
+    wait_until(lambda: "Customer:" in view.inner_text(), 30, "the transcript to render")
     # The notebook added transcripts after the six requests: the view shows the newest one.
     select = view.locator("select")
     labels = select.locator("option").all_inner_texts()
     select.select_option(label=labels[0])
-    _wait(lambda: "ORD-78432" in view.inner_text().split("Customer:", 1)[-1], 30,
+    wait_until(lambda: "ORD-78432" in view.inner_text().split("Customer:", 1)[-1], 30,
           "the first request")
     text = view.inner_text()
     # The first request: the customer's message, a call with its arguments, the result from
@@ -46,13 +37,13 @@ def test_run_all_then_read_the_transcript_view(jupyterlab, page):
     # Pick "Thanks for your help today!" (auto): no tool was called.
     thanks = next(lb for lb in labels if "Thanks for your help" in lb.replace("\xa0", " "))
     select.select_option(label=thanks)
-    _wait(lambda: "No tool was called." in view.inner_text(), 30, "the Thanks transcript")
+    wait_until(lambda: "No tool was called." in view.inner_text(), 30, "the Thanks transcript")
     assert "tool_choice auto" in view.inner_text()
 
     # The two-calls-in-one-turn transcript shows both calls and both results.
     copied = next(lb for lb in labels if "Repeat this text" in lb.replace("\xa0", " "))
     select.select_option(label=copied)
-    _wait(lambda: view.inner_text().count("Tool call:") >= 2, 30, "two calls")
+    wait_until(lambda: view.inner_text().count("Tool call:") >= 2, 30, "two calls")
     assert view.inner_text().count("[ok]") >= 2
     view.scroll_into_view_if_needed()
     screenshot(page, "module3-transcript-two-calls")

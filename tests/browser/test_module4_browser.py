@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from .harness import (
@@ -12,6 +10,7 @@ from .harness import (
     open_notebook,
     run_all_cells,
     screenshot,
+    wait_until,
     widget_button,
 )
 
@@ -21,24 +20,17 @@ NOTEBOOK = "04_mcp_agents.ipynb"
 TOOL = "acme__create_ticket"
 
 
-def _wait(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
 def _ask_and_decide(page, chat, message: str, button: str) -> str:
     chat.locator("input[type='text']").first.fill(message)
     chat.locator("select").first.select_option(label=TOOL)
     widget_button(chat, "Send").click()
     pending = chat.locator(".approval-pending")
-    _wait(lambda: pending.count() > 0, 300, "the call to wait for approval")
+    wait_until(lambda: pending.count() > 0, 300, "the call to wait for approval")
     card = pending.first.inner_text()
     assert "acme" in card and "create_ticket" in card and "customer_email" in card
     screenshot(page, f"module4-pending-{button.lower()}")
     widget_button(chat, button).click()
-    _wait(lambda: chat.locator(".approval-pending").count() == 0, 30, "the card to go")
+    wait_until(lambda: chat.locator(".approval-pending").count() == 0, 30, "the card to go")
     return card
 
 
@@ -54,14 +46,14 @@ def test_approve_one_call_and_deny_another(jupyterlab, page):
 
     _ask_and_decide(page, chat, "Open a ticket for john.smith@email.com: my order is late.",
                     "Approve")
-    _wait(lambda: "[ok]" in chat.inner_text(), 300, "the approved call's result")
+    wait_until(lambda: "[ok]" in chat.inner_text(), 300, "the approved call's result")
     first = chat.inner_text()
     assert "acme__create_ticket" in first and "ticket_id" in first
     screenshot(page, "module4-approved")
 
     _ask_and_decide(page, chat, "Open a ticket for john.smith@email.com: refund me twice.",
                     "Deny")
-    _wait(lambda: "[denied]" in chat.inner_text(), 300, "the denied call's result")
+    wait_until(lambda: "[denied]" in chat.inner_text(), 300, "the denied call's result")
     second = chat.inner_text()
     assert "denied by the user" in second
     assert "acme/create_ticket: approve" in second and "acme/create_ticket: deny" in second

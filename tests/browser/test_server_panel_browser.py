@@ -5,8 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from .harness import open_notebook, run_all_cells, screenshot, widget_button
-from .test_module1_browser import _wait
+from .harness import open_notebook, run_all_cells, screenshot, wait_until, widget_button
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -42,20 +41,20 @@ def test_panel_starts_follows_and_stops_a_server(jupyterlab, page):
         has=page.locator("button.jupyter-button")).last
     row.wait_for(timeout=30_000)
     start = widget_button(row, "Start")
-    _wait(lambda: _state(row) == "stopped", 30, "the stopped state")
+    wait_until(lambda: _state(row) == "stopped", 30, "the stopped state")
     row.get_by_text("command").click()  # the <details> with the exact command
     assert "podman run" in row.inner_text() or "vllm.entrypoints" in row.inner_text()
 
     # Start opens the log view, which follows the server's log while it starts.
     start.click()
     log = row.locator("textarea")
-    _wait(lambda: log.is_visible() and len(log.input_value().splitlines()) > 3, 120,
+    wait_until(lambda: log.is_visible() and len(log.input_value().splitlines()) > 3, 120,
           "the log to show while starting")
-    _wait(lambda: _state(row) == "healthy", 240, "the server to become healthy")
+    wait_until(lambda: _state(row) == "healthy", 240, "the server to become healthy")
     screenshot(page, "server-panel-healthy")
     widget_button(row, "Log").click()
-    _wait(lambda: not log.is_visible(), 10, "the log view to close")
+    wait_until(lambda: not log.is_visible(), 10, "the log view to close")
 
     widget_button(row, "Stop").click()
-    _wait(lambda: _state(row) == "stopped", 60, "the server to stop")
+    wait_until(lambda: _state(row) == "stopped", 60, "the server to stop")
     screenshot(page, "server-panel-stopped")

@@ -266,7 +266,8 @@ def test_a_test_session_leaves_the_learners_lab_alone(learner_server, learner_co
     assert proc.returncode == 0, proc.stdout[-2000:]
     exports = [line.strip() for line in (REPO_ROOT / "lab").read_text().splitlines()
                if line.strip().startswith("export VLLM_LAB_")]
-    assert len(exports) == 2
+    assert {line.split("=")[0] for line in exports} >= {"export VLLM_LAB_HOME",
+                                                        "export VLLM_LAB_PORT_BASE"}
     cleanup = "; ".join(exports + [f"{sys.executable} -m lab_helpers.cli down --stale",
                                    f"{sys.executable} -m lab_helpers.cli down --all"])
     subprocess.run(["bash", "-c", cleanup], env=session_env, check=True, timeout=300,
@@ -274,6 +275,19 @@ def test_a_test_session_leaves_the_learners_lab_alone(learner_server, learner_co
     assert launchers_on_port(learner_config.port) == [learner_server]
     assert (Path(learner_env["VLLM_LAB_HOME"]) / "servers" / "chat.key").read_text() == key_before
     assert server.check_health(f"http://127.0.0.1:{learner_config.port}")
+
+
+def test_a_test_session_stops_only_the_servers_it_started(chat_srv):
+    # Another pytest session in the same test lab (a developer's unit tests beside a running
+    # suite) must not stop the servers that were running when it began.
+    ident = chat_srv.info.ident
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_LAB_TEST_KEEP_SERVERS"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/unit/test_cli.py", "-q",
+                           "-p", "no:cacheprovider"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    still = server.get(chat_srv.name)
+    assert still.info.ident == ident and still.health()
 
 
 def test_kill_9_leaves_no_orphans_after_stale_cleanup(learner_server, learner_config,

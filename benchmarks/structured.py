@@ -111,13 +111,15 @@ def main() -> None:
 
     srv = server.start(chat_server("cpu"))
     gen = StructuredClient(srv, max_tokens=args.max_tokens, timeout=args.timeout)
+    load_before = os.getloadavg()
     result = measure(gen, args.messages, args.warmup)
     met = {side: result["summary"][side]["valid_rate"] >= TARGET_VALID_RATE
            for side in ("response_format", "compact")}
     report = {
         "benchmark": "structured",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "note": "CPU shared with other work during the run"},
+                    "loadavg_before": [round(x, 2) for x in load_before],
+                    "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
         "server": {"name": srv.name, "model": srv.model_name, "runtime": srv.runtime.kind},
         "request": {"temperature": 0.0, "max_tokens": args.max_tokens,
                     "messages": args.messages, "warmup": args.warmup, "concurrency": 1},

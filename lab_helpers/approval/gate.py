@@ -102,7 +102,7 @@ class ApprovalGate:
                 identity = ToolIdentity(server, name)
             rule = self.policy.rule(identity, writes=spec.writes)
             wrapped = GatedFunction(self, identity, name, fn, spec.writes)
-            guarded._tools[name] = replace(spec, function=wrapped, writes=rule != "auto")
+            guarded.add(replace(spec, function=wrapped, writes=rule != "auto"))
             self._identities[name] = (identity, spec.writes)
         return guarded
 

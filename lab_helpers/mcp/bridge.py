@@ -345,7 +345,7 @@ class McpBridge(AbstractContextManager["McpBridge"]):
             for info in self.tools(name):
                 if only is not None and info.qualified not in only:
                     continue
-                registry._tools[info.qualified] = self._spec_of(info)  # noqa: SLF001
+                registry.add(self._spec_of(info))
         return registry
 
     def _spec_of(self, info: McpToolInfo) -> ToolSpec:

@@ -85,7 +85,10 @@ class ToolRegistry:
 
     def register(self, function: Callable[..., Any], *, name: str | None = None,
                  writes: bool = False) -> ToolSpec:
-        spec = tool_spec(function, name=name, writes=writes)
+        return self.add(tool_spec(function, name=name, writes=writes))
+
+    def add(self, spec: ToolSpec) -> ToolSpec:
+        """Register a ready-made spec (an MCP server's tool, a gated copy of a function)."""
         if spec.name in self._tools:
             raise ValueError(f"a tool named {spec.name!r} is already registered")
         self._tools[spec.name] = spec

@@ -18,13 +18,14 @@ machine the run-to-run noise is a few percent: compare several runs before concl
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from publish import publish
 
 from lab_helpers import server
 from lab_helpers.chat import ChatSession
@@ -188,10 +189,7 @@ def main() -> None:
                     "tokens_per_s_ratio_min": TARGET_TPS_RATIO},
         **result,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    publish(report, args.out)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
 import time
 from pathlib import Path
+
+from publish import publish
 
 from lab_helpers import server
 from lab_helpers.config import RESERVE_NO_CORE_UP_TO, chat_server, usable_cores
@@ -135,10 +136,7 @@ def main() -> None:
         "note": "one run; both servers measured in the same run, one after the other; a high "
                 "load average means other work shared the CPU and the figures are not quotable",
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    publish(report, args.out)
 
 
 if __name__ == "__main__":

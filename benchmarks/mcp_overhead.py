@@ -28,14 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from publish import RESULTS, publish
 
-from lab_helpers.approval import ApprovalGate, AuditLog  # noqa: E402
-from lab_helpers.mcp.bridge import McpBridge, McpServerSpec  # noqa: E402
-from lab_helpers.mcp.servers import AcmeHttpServer, acme_stdio, free_port  # noqa: E402
-from lab_helpers.support import SupportDesk  # noqa: E402
-from lab_helpers.tools import ToolCall, ToolExecutor, acme_registry  # noqa: E402
+from lab_helpers.approval import ApprovalGate, AuditLog
+from lab_helpers.mcp.bridge import McpBridge, McpServerSpec
+from lab_helpers.mcp.servers import AcmeHttpServer, acme_stdio, free_port
+from lab_helpers.support import SupportDesk
+from lab_helpers.tools import ToolCall, ToolExecutor, acme_registry
 
 TARGET_STDIO_ADDED_MS = 25.0
 TARGET_HTTP_ADDED_MS = 50.0
@@ -50,7 +49,7 @@ def p95(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=100)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/mcp_overhead.json"))
+    parser.add_argument("--out", default=str(RESULTS / "mcp_overhead.json"))
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mcp-bench-"))
@@ -104,11 +103,7 @@ def main() -> int:
                 "http": added_http <= TARGET_HTTP_ADDED_MS},
         "note": "one run on a shared 2-core machine: compare ratios from the same run",
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
+    publish(result, args.out)
     return 0
 
 

@@ -9,12 +9,12 @@ machine: cold <= 30 s for the default cpu profile, reuse <= 2 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import time
-from pathlib import Path
+
+from publish import RESULTS, publish
 
 from lab_helpers import server
 from lab_helpers.config import chat_server
@@ -71,10 +71,7 @@ def main() -> None:
         "targets": {"cold_s": TARGET_COLD_S, "reuse_s": TARGET_REUSE_S},
         "results": [measure(rt, args.runs, eager) for rt in runtimes for eager in modes],
     }
-    text = json.dumps(results, indent=2)
-    print(text)
-    out = Path(__file__).parent / "results" / "startup.json"
-    out.write_text(text + "\n")
+    publish(results, RESULTS / "startup.json")
 
 
 if __name__ == "__main__":

@@ -25,11 +25,12 @@ are noisy; the ratios come from one interleaved run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 from pathlib import Path
+
+from publish import publish
 
 from lab_helpers import server, structured
 from lab_helpers.config import chat_server
@@ -128,10 +129,7 @@ def main() -> None:
         "valid_target_met": met,
         **result,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    publish(report, args.out)
 
 
 if __name__ == "__main__":

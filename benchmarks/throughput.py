@@ -29,6 +29,8 @@ import platform
 import time
 from pathlib import Path
 
+from publish import publish
+
 from lab_helpers import bench, peer
 from lab_helpers.config import chat_server, usable_cores
 
@@ -140,10 +142,7 @@ def main() -> int:
         "met": met,
         "seconds": round(time.monotonic() - began, 1),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    publish(report, args.out)
     return 0
 
 

@@ -21,13 +21,14 @@ executor's median time per loop is <= 5% of the loop. Prints JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from publish import publish
 
 from lab_helpers import server
 from lab_helpers.config import chat_server
@@ -104,10 +105,7 @@ def main() -> None:
                 and latency["executor_share"] <= TARGET_EXECUTOR_SHARE},
         },
     }
-    text = json.dumps(result, indent=2, default=float)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
+    publish(result, args.out)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from .chat_errors import (
+    RESTART_FIX,
+    ChatBusy,
+    ChatError,
+    ChatInputError,
+    ContextLimitExceeded,
+    ModelNotServed,
+    ServerUnavailable,
+    api_error_message,
+)
+from .chat_turns import ChatTurn, Endpoint, ReplyStats, TurnStatus, _Clock, validate_settings
 from .errors import LabError
 
 if TYPE_CHECKING:
@@ -43,191 +54,13 @@ if TYPE_CHECKING:
 
 DEFAULT_SERVER = "chat"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant for ACME Corp customers. Answer briefly."
-RESTART_FIX = (
-    "start the server again: `vllm-lab up` in a terminal (or server.start(chat_server()) in a "
-    "notebook), then send the message again"
-)
 
-TurnStatus = Literal["streaming", "done", "stopped"]
-
-
-# -- errors ----------------------------------------------------------------------------------
-
-
-class ChatError(LabError):
-    """A chat request could not be made or answered."""
-
-
-class ChatInputError(ChatError, ValueError):
-    """The message or a setting is invalid; nothing was sent and the history is unchanged."""
-
-
-class ContextLimitExceeded(ChatInputError):
-    """The prompt plus max_tokens does not fit in the model's context (max_model_len)."""
-
-    def __init__(self, what: str, *, prompt_tokens: int | None = None, limit: int | None = None,
-                 **kwargs: str) -> None:
-        self.prompt_tokens = prompt_tokens
-        """The conversation's size in tokens as the server counted it (None: not counted)."""
-        self.limit = limit
-        super().__init__(what, **kwargs)
-
-
-class ModelNotServed(ChatInputError):
-    """The requested model is not served by the server nor by any running lab server."""
-
-    def __init__(self, what: str, *, served: list[str], **kwargs: str) -> None:
-        self.served = list(served)
-        super().__init__(what, **kwargs)
-
-
-class ChatBusy(ChatError):
-    """A reply is still streaming."""
-
-
-class ServerUnavailable(ChatError):
-    """The server cannot be reached, or stopped answering mid-reply. The turn was rolled back."""
-
-    def __init__(self, what: str, *, unsent: str = "", partial: str = "", **kwargs: str) -> None:
-        self.unsent = unsent
-        """The user's message, not in the history: send it again once the server is back."""
-        self.partial = partial
-        """What had streamed before the connection broke (discarded from the history)."""
-        super().__init__(what, **kwargs)
-
-
-# -- data --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where requests go: an OpenAI-compatible base URL (without /v1), its key and a model."""
-
-    base_url: str
-    api_key: str
-    model: str
-    server_name: str | None = None
-    """The lab server's name, if it is one: its key is re-read on every request."""
-
-    @classmethod
-    def from_server(cls, srv: Server) -> Endpoint:
-        return cls(srv.base_url, srv.api_key, srv.model_name, srv.name)
-
-    @property
-    def label(self) -> str:
-        where = self.server_name or self.base_url
-        return f"{self.model} ({where})"
-
-
-@dataclass(frozen=True)
-class ReplyStats:
-    """Timings of one answer, measured by the client, and the server's token counts.
-
-    `ttft_s` runs from sending the request to the first content token; the decode phase from
-    that token to the last one. Token counts come from the usage chunk, so they are None when
-    the stream ended without one (stopped, or the server died).
-    """
-
-    ttft_s: float | None
-    """Seconds from sending the request to the first token of content."""
-    decode_s: float
-    """Seconds from the first to the last token of content."""
-    total_s: float
-    """Seconds from sending the request to the end of the stream."""
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    chunks: int = 0
-    """Content chunks received (not a token count: a chunk may hold more than one token)."""
-    finish_reason: str | None = None
-    stopped: bool = False
-    total_tokens: int | None = None
-    """Prompt + completion, as the server's usage chunk reports it (what fills the context)."""
-
-    @property
-    def tokens_per_s(self) -> float | None:
-        """Decode speed: tokens after the first one, over the time they took."""
-        if not self.completion_tokens or self.completion_tokens < 2 or self.decode_s <= 0:
-            return None
-        return (self.completion_tokens - 1) / self.decode_s
-
-    def summary(self) -> str:
-        """One line: 'TTFT 0.17 s · 35.2 tok/s · 36 prompt + 20 completion = 56 tokens · ...'."""
-        ttft = f"TTFT {self.ttft_s:.2f} s" if self.ttft_s is not None else "no token received"
-        tps = self.tokens_per_s
-        speed = f"{tps:.1f} tok/s" if tps is not None else "tok/s n/a"
-        if self.prompt_tokens is None or self.completion_tokens is None:
-            tokens = "token counts not reported (stream ended early)"
-        else:
-            total = self.total_tokens
-            if total is None:
-                total = self.prompt_tokens + self.completion_tokens
-            tokens = (f"{self.prompt_tokens} prompt + {self.completion_tokens} completion = "
-                      f"{total} tokens")
-        parts = [ttft, speed, tokens, f"{self.total_s:.2f} s total"]
-        if self.stopped:
-            parts.append("stopped")
-        elif self.finish_reason == "length":
-            parts.append("cut at max_tokens")
-        return " · ".join(parts)
-
-
-@dataclass
-class ChatTurn:
-    """One user message and the answer to it."""
-
-    user: str
-    answer: str = ""
-    status: TurnStatus = "streaming"
-    model: str = ""
-    stats: ReplyStats | None = None
-
-    @property
-    def stopped(self) -> bool:
-        return self.status == "stopped"
-
-
-@dataclass
-class _Clock:
-    """Timestamps of one streaming request (perf_counter seconds)."""
-
-    start: float = field(default_factory=time.perf_counter)
-    first: float | None = None
-    last: float | None = None
-    chunks: int = 0
-
-    def token(self) -> None:
-        now = time.perf_counter()
-        if self.first is None:
-            self.first = now
-        self.last = now
-        self.chunks += 1
-
-    def stats(self, usage: Any, finish_reason: str | None, stopped: bool) -> ReplyStats:
-        end = time.perf_counter()
-        first, last = self.first, self.last
-        return ReplyStats(
-            ttft_s=None if first is None else first - self.start,
-            decode_s=0.0 if first is None or last is None else last - first,
-            total_s=end - self.start,
-            prompt_tokens=getattr(usage, "prompt_tokens", None),
-            completion_tokens=getattr(usage, "completion_tokens", None),
-            total_tokens=getattr(usage, "total_tokens", None),
-            chunks=self.chunks,
-            finish_reason=finish_reason,
-            stopped=stopped,
-        )
-
-
-def validate_settings(temperature: float, top_p: float, max_tokens: int) -> None:
-    """Raise ChatInputError for sampling settings the server would reject."""
-    if not 0.0 <= float(temperature) <= 2.0:
-        raise ChatInputError(f"temperature={temperature} is outside 0-2.",
-                             fix="use 0 for repeatable answers, 0.7 for varied ones")
-    if not 0.0 < float(top_p) <= 1.0:
-        raise ChatInputError(f"top_p={top_p} is outside (0, 1].", fix="use a value like 0.9 or 1")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ChatInputError(f"max_tokens={max_tokens!r} must be a whole number >= 1.",
-                             fix="e.g. max_tokens=256")
+__all__ = [
+    "DEFAULT_SERVER", "DEFAULT_SYSTEM_PROMPT", "RESTART_FIX", "ChatBusy", "ChatError",
+    "ChatInputError", "ChatSession", "ChatTurn", "ContextLimitExceeded", "Endpoint",
+    "ModelNotServed", "ReplyStats", "ServerUnavailable", "TurnStatus", "api_error_message",
+    "validate_settings",
+]
 
 
 # -- the session -----------------------------------------------------------------------------
@@ -744,18 +577,6 @@ class ChatSession:
         return ChatError(f"The chat request failed: {type(exc).__name__}: {exc}",
                          fix="send again; if it keeps failing, look at the server log "
                          "(vllm-lab logs)")
-
-
-def api_error_message(exc: Any) -> str:
-    """The server's own reason from an openai APIError (vLLM puts it in the JSON body)."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        message = body.get("message") or body.get("error", {})
-        if isinstance(message, dict):
-            message = message.get("message")
-        if message:
-            return str(message)
-    return str(getattr(exc, "message", exc))
 
 
 def _resolve_server(target: Server | str | Endpoint, model: str | None) -> Endpoint:

@@ -46,7 +46,7 @@ from pydantic import ConfigDict, create_model
 from ..approval import ToolIdentity
 from ..errors import LabError
 from ..tools.registry import ToolRegistry
-from ..tools.schema import NAME_PATTERN, ToolSpec
+from ..tools.schema import NAME_PATTERN, ToolSpec, inline_refs, strict_node
 
 SEPARATOR = "__"
 SERVER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
@@ -365,12 +365,12 @@ def strict_parameters(schema: dict[str, Any]) -> dict[str, Any]:
     """An MCP input schema in OpenAI's strict form (what makes vLLM constrain the arguments):
     every property required, optional ones nullable, no extra properties, `$ref`s inlined."""
     defs = {**schema.get("$defs", {}), **schema.get("definitions", {})}
-    schema = _inline({k: v for k, v in schema.items() if k not in ("$defs", "definitions")},
-                     defs)
+    schema = inline_refs({k: v for k, v in schema.items() if k not in ("$defs", "definitions")},
+                         defs)
     required = set(schema.get("required", []))
     props = {}
     for key, sub in (schema.get("properties") or {}).items():
-        sub = _strict(sub)
+        sub = strict_node(sub, close_free_objects=False)
         if key not in required and not _nullable(sub):
             sub = {"anyOf": [sub, {"type": "null"}]}
         props[key] = sub
@@ -381,30 +381,6 @@ def strict_parameters(schema: dict[str, Any]) -> dict[str, Any]:
 def _nullable(node: dict[str, Any]) -> bool:
     return node.get("type") == "null" or any(
         isinstance(o, dict) and o.get("type") == "null" for o in node.get("anyOf", []))
-
-
-def _inline(node: Any, defs: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target = defs.get(node["$ref"].rsplit("/", 1)[-1], {})
-            return _inline({**target, **{k: v for k, v in node.items() if k != "$ref"}}, defs)
-        return {k: _inline(v, defs) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_inline(v, defs) for v in node]
-    return node
-
-
-def _strict(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_strict(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: ({n: _strict(s) for n, s in v.items()} if k == "properties" else _strict(v))
-           for k, v in node.items() if k not in ("title", "default", "$schema")}
-    if out.get("type") == "object" and "properties" in out:
-        out["required"] = list(out["properties"])
-        out["additionalProperties"] = False
-    return out
 
 
 def _why(exc: BaseException) -> str:

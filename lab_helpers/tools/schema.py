@@ -108,32 +108,38 @@ def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON schema in OpenAI's strict form (see the module docstring)."""
     raw = model.model_json_schema()
     defs = raw.pop("$defs", {})
-    schema = _strict(_inline(raw, defs))
+    schema = strict_node(inline_refs(raw, defs))
     schema.pop("description", None)
     return schema
 
 
-def _inline(node: Any, defs: dict[str, Any]) -> Any:
+def inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """`node` with every `$ref` to `defs` replaced by its target (an unknown one by {})."""
     if isinstance(node, dict):
         if "$ref" in node:
-            target = defs[node["$ref"].rsplit("/", 1)[-1]]
+            target = defs.get(node["$ref"].rsplit("/", 1)[-1], {})
             merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-            return _inline(merged, defs)
-        return {k: _inline(v, defs) for k, v in node.items()}
+            return inline_refs(merged, defs)
+        return {k: inline_refs(v, defs) for k, v in node.items()}
     if isinstance(node, list):
-        return [_inline(v, defs) for v in node]
+        return [inline_refs(v, defs) for v in node]
     return node
 
 
-def _strict(node: Any) -> Any:
+def strict_node(node: Any, *, close_free_objects: bool = True) -> Any:
+    """`node` in strict form: every object's properties required, no extra properties, no
+    titles or defaults. `close_free_objects=False` leaves an object without `properties`
+    (a free-form dict, as some MCP servers declare) open instead of closing it to {}."""
     if isinstance(node, list):
-        return [_strict(v) for v in node]
+        return [strict_node(v, close_free_objects=close_free_objects) for v in node]
     if not isinstance(node, dict):
         return node
-    out = {k: ({name: _strict(sub) for name, sub in v.items()} if k == "properties"
-               else _strict(v))
-           for k, v in node.items() if k not in ("title", "default")}
-    if out.get("type") == "object" or "properties" in out:
+    out = {k: ({name: strict_node(sub, close_free_objects=close_free_objects)
+                for name, sub in v.items()} if k == "properties"
+               else strict_node(v, close_free_objects=close_free_objects))
+           for k, v in node.items() if k not in ("title", "default", "$schema")}
+    is_object, has_props = out.get("type") == "object", "properties" in out
+    if (is_object and has_props) or (close_free_objects and (is_object or has_props)):
         out["type"] = "object"
         out.setdefault("properties", {})
         out["required"] = list(out["properties"])

@@ -1,11 +1,13 @@
-"""Modules 2-5 against a lab server in each runtime: Podman (the default) and a local process.
+"""Modules 2-5 against a lab server in the runtime their notebooks do not use under nbval.
 
-The notebooks run under nbval with the default runtime, and module 1 runs once more as local
-processes (test_notebook_profiles.py). Modules 2-5 only *use* a running server, so here each
-one's core step runs against both shared chat servers of the session (`chat_srv` in Podman,
-`local_chat_srv` as a local process): a constrained answer that validates in every mode, a
-tool call executed against the ACME database, an MCP tool call through the approval gate, and a
-GuideLLM run read from its own report. Checked by structure, never by wording.
+The notebooks run under nbval with the default runtime (Podman here), and module 1 runs once
+more as local processes (test_notebook_profiles.py). Modules 2-5 only *use* a running server,
+so here each one's core step runs against the shared chat server of the other runtime
+(`local_chat_srv`, a local process; skipped where the notebooks themselves ran locally): a
+constrained answer that validates in every mode, a tool call executed against the ACME
+database, an MCP tool call through the approval gate, and a GuideLLM run read from its own
+report. Checked by structure, never by wording. (Both runtimes here as well would repeat what
+nbval already ran against the same Podman server: about 70 s.)
 """
 
 from __future__ import annotations
@@ -32,19 +34,20 @@ from lab_helpers.tools import ToolExecutor, ToolLoop, acme_registry, approve_all
 
 pytestmark = pytest.mark.integration
 
-RUNTIMES = ["podman", "local"]
 
 
-@pytest.fixture(params=RUNTIMES)
+@pytest.fixture
 def srv(request):
-    kind = request.param
-    if kind == "podman":
-        from lab_helpers.podman_cli import podman_status
+    """The shared chat server of the runtime nbval's notebooks did not use."""
+    from lab_helpers.config import chat_server
+    from lab_helpers.server import choose_runtime
 
-        if not podman_status()[0]:
-            pytest.skip("Podman is not usable here")
-    srv = request.getfixturevalue("chat_srv" if kind == "podman" else "local_chat_srv")
-    assert srv.runtime.kind == kind
+    default, why = choose_runtime(chat_server("cpu"))
+    if default != "podman":
+        pytest.skip(f"the notebooks ran as local processes ({why}); Podman is not available "
+                    "as the other runtime")
+    srv = request.getfixturevalue("local_chat_srv")
+    assert srv.runtime.kind == "local"
     return srv
 
 

@@ -1,0 +1,148 @@
+"""What a chat holds: where requests go, each turn, and the numbers measured for it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from .chat_errors import ChatInputError
+
+if TYPE_CHECKING:
+    from .server import Server
+
+TurnStatus = Literal["streaming", "done", "stopped"]
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go: an OpenAI-compatible base URL (without /v1), its key and a model."""
+
+    base_url: str
+    api_key: str
+    model: str
+    server_name: str | None = None
+    """The lab server's name, if it is one: its key is re-read on every request."""
+
+    @classmethod
+    def from_server(cls, srv: Server) -> Endpoint:
+        return cls(srv.base_url, srv.api_key, srv.model_name, srv.name)
+
+    @property
+    def label(self) -> str:
+        where = self.server_name or self.base_url
+        return f"{self.model} ({where})"
+
+
+@dataclass(frozen=True)
+class ReplyStats:
+    """Timings of one answer, measured by the client, and the server's token counts.
+
+    `ttft_s` runs from sending the request to the first content token; the decode phase from
+    that token to the last one. Token counts come from the usage chunk, so they are None when
+    the stream ended without one (stopped, or the server died).
+    """
+
+    ttft_s: float | None
+    """Seconds from sending the request to the first token of content."""
+    decode_s: float
+    """Seconds from the first to the last token of content."""
+    total_s: float
+    """Seconds from sending the request to the end of the stream."""
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    chunks: int = 0
+    """Content chunks received (not a token count: a chunk may hold more than one token)."""
+    finish_reason: str | None = None
+    stopped: bool = False
+    total_tokens: int | None = None
+    """Prompt + completion, as the server's usage chunk reports it (what fills the context)."""
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decode speed: tokens after the first one, over the time they took."""
+        if not self.completion_tokens or self.completion_tokens < 2 or self.decode_s <= 0:
+            return None
+        return (self.completion_tokens - 1) / self.decode_s
+
+    def summary(self) -> str:
+        """One line: 'TTFT 0.17 s · 35.2 tok/s · 36 prompt + 20 completion = 56 tokens · ...'."""
+        ttft = f"TTFT {self.ttft_s:.2f} s" if self.ttft_s is not None else "no token received"
+        tps = self.tokens_per_s
+        speed = f"{tps:.1f} tok/s" if tps is not None else "tok/s n/a"
+        if self.prompt_tokens is None or self.completion_tokens is None:
+            tokens = "token counts not reported (stream ended early)"
+        else:
+            total = self.total_tokens
+            if total is None:
+                total = self.prompt_tokens + self.completion_tokens
+            tokens = (f"{self.prompt_tokens} prompt + {self.completion_tokens} completion = "
+                      f"{total} tokens")
+        parts = [ttft, speed, tokens, f"{self.total_s:.2f} s total"]
+        if self.stopped:
+            parts.append("stopped")
+        elif self.finish_reason == "length":
+            parts.append("cut at max_tokens")
+        return " · ".join(parts)
+
+
+@dataclass
+class ChatTurn:
+    """One user message and the answer to it."""
+
+    user: str
+    answer: str = ""
+    status: TurnStatus = "streaming"
+    model: str = ""
+    stats: ReplyStats | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.status == "stopped"
+
+
+@dataclass
+class _Clock:
+    """Timestamps of one streaming request (perf_counter seconds)."""
+
+    start: float = field(default_factory=time.perf_counter)
+    first: float | None = None
+    last: float | None = None
+    chunks: int = 0
+
+    def token(self) -> None:
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        self.last = now
+        self.chunks += 1
+
+    def stats(self, usage: Any, finish_reason: str | None, stopped: bool) -> ReplyStats:
+        end = time.perf_counter()
+        first, last = self.first, self.last
+        return ReplyStats(
+            ttft_s=None if first is None else first - self.start,
+            decode_s=0.0 if first is None or last is None else last - first,
+            total_s=end - self.start,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            total_tokens=getattr(usage, "total_tokens", None),
+            chunks=self.chunks,
+            finish_reason=finish_reason,
+            stopped=stopped,
+        )
+
+
+def validate_settings(temperature: float, top_p: float, max_tokens: int) -> None:
+    """Raise ChatInputError for sampling settings the server would reject."""
+    if not 0.0 <= float(temperature) <= 2.0:
+        raise ChatInputError(f"temperature={temperature} is outside 0-2.",
+                             fix="use 0 for repeatable answers, 0.7 for varied ones")
+    if not 0.0 < float(top_p) <= 1.0:
+        raise ChatInputError(f"top_p={top_p} is outside (0, 1].", fix="use a value like 0.9 or 1")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ChatInputError(f"max_tokens={max_tokens!r} must be a whole number >= 1.",
+                             fix="e.g. max_tokens=256")

@@ -29,15 +29,14 @@ import platform
 import time
 from pathlib import Path
 
-from publish import publish
+from publish import RESULTS, publish
 
 from lab_helpers import bench, peer
 from lab_helpers.config import chat_server, usable_cores
 
 TARGET_TUNED_VS_DEFAULT = 1.15
 TARGET_TUNED_VS_LLAMA = 1.5
-RESULTS = Path(__file__).resolve().parent / "results" / "throughput.json"
-TUNING = RESULTS.with_name("tuning.json")
+TUNING = RESULTS / "tuning.json"
 
 
 def tuning_winner() -> str:
@@ -79,7 +78,7 @@ def main() -> int:
     parser.add_argument("--output-tokens", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--runtime", default="auto", choices=["auto", "podman", "local"])
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
     args = parser.parse_args()
 
     base = chat_server("cpu")

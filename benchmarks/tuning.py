@@ -33,13 +33,12 @@ import sys
 import time
 from pathlib import Path
 
-from publish import publish
+from publish import RESULTS, publish
 
 from lab_helpers import bench
 from lab_helpers.config import ServerConfig, chat_server, usable_cores
 from lab_helpers.paths import models_dir
 
-RESULTS = Path(__file__).resolve().parent / "results" / "tuning.json"
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 IOMP = str(Path(sys.prefix) / "lib" / "libiomp5.so")
 TARGET = 1.15
@@ -118,7 +117,7 @@ def main() -> int:
                         help="interleaved rounds (default, then each variant, per round); with "
                         "more than one, each variant is compared with its own round's default, "
                         "which cancels the machine's drift over a long run")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS / "tuning.json")
     args = parser.parse_args()
 
     base = chat_server("cpu")

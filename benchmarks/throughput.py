@@ -1,7 +1,7 @@
 """Output tokens/s and TTFT under load: the lab's default vLLM, a tuned vLLM, and llama-server.
 
-    .venv/bin/python benchmarks/throughput.py [--streams 1 4 16 32] [--rounds 2]
-        [--tuned uni-executor,no-prefix-caching] [--output-tokens 64]
+    .venv/bin/python benchmarks/throughput.py [--streams 1 4 16 32] [--rounds 2] [--repeats 2]
+        [--tuned int8-weights,compiled] [--output-tokens 64] [--runtime local]
         [--out benchmarks/results/throughput.json]
 
 One run measures every side with the same GuideLLM load (concurrent users, `--rounds` requests
@@ -9,11 +9,14 @@ per user per level, 128 prompt / 64 output tokens, completions API), one server 
 started fresh on a free port and stopped afterwards:
 - "default": the lab's default as module 1 builds it (`chat_server("cpu")`, unchanged);
 - "tuned": the default plus the single changes named by `--tuned` (labels of
-  `bench.cpu_variants`), each of which module 5 measures alone first. By default, the winner of
-  the last `benchmarks/tuning.py` run; when that is the default itself (no change beat it by
-  more than the noise), the tuned configuration *is* the default and is not run twice;
+  `bench.cpu_variants`), each of which module 5 and `benchmarks/tuning.py` measure alone first.
+  By default module 5's tuned configuration, `bench.cpu_tuned` (int8 weights + torch.compile);
 - "llama-server": llama.cpp on the same model as Q4_1 GGUF, `--parallel 16`, as many threads as
   vLLM uses cores (skipped when the optional extra is not installed).
+The three sides run `--repeats` times in turn (default, tuned, llama-server, default, ...):
+throughput on this machine drifts by 10-30% over a long run, so each side's figure is its median
+over the repeats and every repeat's ratio is recorded too. Local processes by default: under
+Podman torch.compile needs `vllm-lab build-image --compiler`.
 
 Targets (at concurrency 16): tuned >= 1.15 x default; tuned >= 1.5 x llama-server. The
 single-stream ratio is reported as it is. Prints JSON and keeps it in benchmarks/results/. The
@@ -23,9 +26,10 @@ machine is shared: the load average before and after is part of the record.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
+import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -36,15 +40,6 @@ from lab_helpers.config import chat_server, usable_cores
 
 TARGET_TUNED_VS_DEFAULT = 1.15
 TARGET_TUNED_VS_LLAMA = 1.5
-TUNING = RESULTS / "tuning.json"
-
-
-def tuning_winner() -> str:
-    """The winner of the last benchmarks/tuning.py run ("default" when none is on record)."""
-    try:
-        return json.loads(TUNING.read_text())["winner_beyond_noise"]
-    except (OSError, ValueError, KeyError):
-        return "default"
 
 
 def figures(run: bench.BenchRun) -> dict[str, dict]:
@@ -61,6 +56,13 @@ def figures(run: bench.BenchRun) -> dict[str, dict]:
     return out
 
 
+def median_figures(repeats: list[dict[str, dict]]) -> dict[str, dict]:
+    """Per level and figure, the median over the repeats."""
+    return {level: {key: round(statistics.median(r[level][key] for r in repeats), 3)
+                    for key in repeats[0][level]}
+            for level in repeats[0]}
+
+
 def ratio(a: dict, b: dict, level: str) -> float | None:
     if level not in a or level not in b or not b[level]["output_tokens_per_s"]:
         return None
@@ -72,12 +74,14 @@ def main() -> int:
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 4, 16, 32])
     parser.add_argument("--rounds", type=int, default=2,
                         help="requests per user per level (at least 4 requests per level)")
-    parser.add_argument("--tuned", default=tuning_winner(),
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="times each side runs, in turn (figures are medians)")
+    parser.add_argument("--tuned", default=",".join(bench.CPU_TUNED),
                         help="comma-separated labels of bench.cpu_variants to combine "
-                        "(default: the winner in results/tuning.json)")
+                        "(default: module 5's tuned configuration, bench.cpu_tuned)")
     parser.add_argument("--output-tokens", type=int, default=64)
     parser.add_argument("--prompt-tokens", type=int, default=128)
-    parser.add_argument("--runtime", default="auto", choices=["auto", "podman", "local"])
+    parser.add_argument("--runtime", default="local", choices=["auto", "podman", "local"])
     parser.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
     args = parser.parse_args()
 
@@ -93,22 +97,32 @@ def main() -> int:
                             prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens)
     load_before = os.getloadavg()
     began = time.monotonic()
-    results: dict[str, dict] = {}
+    runs: dict[str, list[dict]] = {}
     commands: dict[str, str] = {}
-    for variant in (by_label["default"], tuned) if wanted else (by_label["default"],):
-        run = bench.run_variant(variant, load, runtime=args.runtime, progress=False)
-        results[variant.label] = figures(run)
-        commands[variant.label] = variant.change
-    if not wanted:  # no change beat the default beyond the noise: the default is the tuned config
-        results["tuned"] = results["default"]
-        commands["tuned"] = "the default (no change beat it by more than the noise: tuning.json)"
-    if peer.available():
-        with peer.start_llama_server(parallel=16, threads=usable_cores()) as llama:
-            run = bench.run_benchmark(llama.target(label="llama-server"), load, progress=False)
-            results["llama-server"] = figures(run)
-            commands["llama-server"] = " ".join(Path(a).name if a.startswith("/") else a
-                                                for a in llama.command())
+    for repeat in range(args.repeats):
+        for variant in (by_label["default"], tuned) if wanted else (by_label["default"],):
+            run = bench.run_variant(variant, load, runtime=args.runtime, progress=False)
+            runs.setdefault(variant.label, []).append(figures(run))
+            commands[variant.label] = variant.change
+        if peer.available():
+            with peer.start_llama_server(parallel=16, threads=usable_cores()) as llama:
+                run = bench.run_benchmark(llama.target(label="llama-server"), load,
+                                          progress=False)
+                runs.setdefault("llama-server", []).append(figures(run))
+                commands["llama-server"] = " ".join(Path(a).name if a.startswith("/") else a
+                                                    for a in llama.command())
+        print(f"repeat {repeat + 1} done", file=sys.stderr, flush=True)
+    if not wanted:  # --tuned default: the tuned configuration is the default itself
+        runs["tuned"] = runs["default"]
+        commands["tuned"] = "the default (--tuned default)"
+    results = {label: median_figures(repeats) for label, repeats in runs.items()}
     d, t, ll = results["default"], results["tuned"], results.get("llama-server", {})
+    per_repeat = {
+        "tuned_vs_default_at_16": [ratio(tr, dr, "16") for tr, dr in
+                                   zip(runs["tuned"], runs["default"], strict=True)],
+        "tuned_vs_llama_at_16": [ratio(tr, lr, "16") for tr, lr in
+                                 zip(runs["tuned"], runs.get("llama-server", []), strict=False)],
+    }
     ratios = {
         "tuned_vs_default_at_16": ratio(t, d, "16"),
         "tuned_vs_llama_at_16": ratio(t, ll, "16"),
@@ -134,8 +148,12 @@ def main() -> int:
         "tuned_changes": wanted,
         "llama_server": {"installed": peer.available(), "version": peer.version(),
                          "weights": "Q4_1 GGUF (vLLM: bf16)"},
+        "runtime": args.runtime,
+        "repeats": args.repeats,
         "results": results,
+        "each_repeat": runs,
         "ratios": ratios,
+        "ratios_per_repeat": per_repeat,
         "targets": {"tuned_vs_default_at_16_min": TARGET_TUNED_VS_DEFAULT,
                     "tuned_vs_llama_at_16_min": TARGET_TUNED_VS_LLAMA},
         "met": met,

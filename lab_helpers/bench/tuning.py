@@ -8,6 +8,10 @@ The baseline is the lab's default exactly as `chat_server(profile)` builds it (m
 variant is that config with *one* change, started under its own name ("bench-<label>") on a free
 port, benchmarked, and stopped before the next one starts: two servers at once would share the
 two cores and spoil both measurements.
+
+`cpu_tuned(base)` is the CPU profile's tuned configuration: int8 weights (the bundled
+`smollm2-135m-instruct-w8a8`) with torch.compile, the two changes that together beat the default
+by more than the noise on this lab's CPU (`benchmarks/tuning.py --rounds`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import TYPE_CHECKING
 from ..config import ServerConfig
 from .load import Load
 from .report import combine
-from .run import BenchRun, Target, run_benchmark
+from .run import BenchError, BenchRun, Target, run_benchmark
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,9 +51,17 @@ def cpu_variants(base: ServerConfig) -> list[Variant]:
     """The lab default, then single changes worth trying on a CPU (first the cheap ones).
 
     The compiled variant needs a C++ compiler where vLLM runs: the local runtime (g++ on the
-    host) or the `--compiler` image (`vllm-lab build-image --compiler`).
+    host) or the `--compiler` image (`vllm-lab build-image --compiler`), which it asks for when
+    the base uses the default CPU image. `int8-weights` serves the bundled int8 copy of the
+    model under the base's served name (prepared by `run_variant` when missing).
     """
+    from ..config import CPU_IMAGE
+    from ..image import image_for
+    from ..models import INT8_CHAT_MODEL
+    from ..paths import models_dir
+
     env = dict(base.env)
+    compiler_image = image_for(compiler=True) if base.image == CPU_IMAGE else base.image
     return [
         Variant("default", "the lab's default (module 1): chat_server('cpu')", base),
         _one_change(base, "reserve-1-core",
@@ -76,10 +88,25 @@ def cpu_variants(base: ServerConfig) -> list[Variant]:
         _one_change(base, "batched-tokens-512",
                     "--max-num-batched-tokens 512: smaller prefill chunks per step",
                     extra_args=(*base.extra_args, "--max-num-batched-tokens", "512")),
+        _one_change(base, "int8-weights",
+                    "int8 weights in the linear layers (W8A8: one scale per output channel, "
+                    "activations quantised per token) instead of bf16",
+                    model=str(models_dir() / INT8_CHAT_MODEL),
+                    served_model_name=base.model_name),
         _one_change(base, "compiled",
                     "enforce_eager=False: torch.compile (80-110 s start instead of ~30 s)",
-                    enforce_eager=False),
+                    enforce_eager=False, image=compiler_image),
     ]
+
+
+# The CPU profile's tuned configuration: each change measured alone first (cpu_variants).
+CPU_TUNED = ("int8-weights", "compiled")
+
+
+def cpu_tuned(base: ServerConfig) -> Variant:
+    """The CPU profile's tuned configuration: the changes in CPU_TUNED, together."""
+    by_label = {v.label: v for v in cpu_variants(base)}
+    return combine_changes(base, [by_label[label] for label in CPU_TUNED], label="tuned")
 
 
 def repeat(variant: Variant, label: str = "default-again") -> Variant:
@@ -134,17 +161,40 @@ def combine_changes(base: ServerConfig, variants: list[Variant], label: str = "t
 def run_variant(variant: Variant, load: Load, *, port: int | None = None,
                 runtime: str = "auto", progress: bool = True,
                 on_start: Callable[[object], None] | None = None) -> BenchRun:
-    """Start a fresh server for `variant`, benchmark it, stop it (also on errors)."""
+    """Start a fresh server for `variant`, benchmark it, stop it (also on errors).
+
+    Refused while another "bench-*" server runs (its figures and this one's would both be
+    wrong), with the command that stops it."""
     from .. import server
 
+    busy = sorted(info.name for info in server.list_servers()
+                  if info.name.startswith("bench-") and info.state == "running")
+    if busy:
+        raise BenchError(
+            f"Another benchmark server is running: {', '.join(busy)}",
+            cause="a benchmark still running in another notebook or shell, or one whose "
+            "process was killed; two servers would share the cores and spoil both figures",
+            fix=f"vllm-lab down {' '.join(busy)}",
+        )
     if port is None:
         port = server.free_port()
+    _prepare_bundled(variant.config)
     config = variant.config.replace(name=variant.server_name, port=port)
     with server.start(config, runtime=runtime, reuse=False) as srv:  # type: ignore[arg-type]
         if on_start is not None:
             on_start(srv)
         return run_benchmark(Target.from_server(srv, label=variant.label), load,
                              label=variant.label, progress=progress)
+
+
+def _prepare_bundled(config: ServerConfig) -> None:
+    """Build the bundled model a variant serves if it is one and not prepared yet (seconds)."""
+    from ..models import BUNDLED, prepare_model
+    from ..paths import models_dir
+
+    path = config.model_path
+    if path is not None and path.parent == models_dir().resolve() and path.name in BUNDLED:
+        prepare_model(path.name, progress=False)
 
 
 def compare(variants: list[Variant], load: Load, *, runtime: str = "auto",

@@ -76,6 +76,8 @@ def test_prepared_model_is_complete_and_records_its_source(prepared, key: str) -
     manifest = read_json(path / models.MANIFEST)
     assert manifest["source"]["package"] == spec.package
     assert manifest["source"]["version"] == importlib.metadata.version(spec.package)
+    assert manifest.get("base") == spec.base
+    assert manifest.get("quantization") == spec.quantization
     assert not list(path.parent.glob(f".{key}.partial-*"))
 
 
@@ -108,6 +110,29 @@ def test_tokenizer_loads_the_hermes_template(prepared: dict[str, Path]) -> None:
     # The turn markers are single special tokens, and generation stops at <|im_end|>.
     assert tokenizer.convert_tokens_to_ids("<|im_end|>") == read_json(
         path / "generation_config.json")["eos_token_id"]
+
+
+def test_int8_copy_is_the_chat_model_with_int8_linear_weights(prepared) -> None:
+    from safetensors import safe_open
+
+    int8, bf16 = prepared[models.INT8_CHAT_MODEL], prepared[models.CHAT_MODEL]
+    facts, base = models.model_facts(int8), models.model_facts(bf16)
+    assert facts.quantization == "int8 (w8a8)" and base.quantization is None
+    assert (facts.architecture, facts.max_context) == (base.architecture, base.max_context)
+    assert facts.weight_bytes < 0.7 * base.weight_bytes
+    with safe_open(int8 / "model.safetensors", "pt") as q, \
+            safe_open(bf16 / "model.safetensors", "pt") as f:
+        linear = [k for k in q.keys() if k.endswith("_proj.weight")]
+        assert len(linear) == 7 * facts.num_layers  # q, k, v, o, gate, up, down
+        for name in linear:
+            weights = q.get_tensor(name)
+            scale = q.get_tensor(name.replace("weight", "weight_scale")).float()
+            assert str(weights.dtype) == "torch.int8"
+            steps = (weights.float() * scale - f.get_tensor(name).float()).abs() / scale
+            # Rounding to the nearest step, computed in bf16: at most one step off, 1/4 on average.
+            assert steps.max() <= 1.0 and steps.mean() <= 0.3, name
+    for file in ("chat_template.jinja", "tokenizer.json", "generation_config.json"):
+        assert (int8 / file).read_bytes() == (bf16 / file).read_bytes()
 
 
 def gguf_path() -> Path:
@@ -178,9 +203,12 @@ def test_vllm_hermes_parser_reads_the_rendered_tool_call(prepared, as_string: bo
 @pytest.mark.parametrize("key", list(models.BUNDLED))
 def test_corrupted_cache_is_detected_and_rebuilt(prepared, key: str, tmp_path, monkeypatch):
     source = prepared[key]  # from the default cache, read before switching homes
+    base = models.BUNDLED[key].base
     monkeypatch.setenv("VLLM_LAB_HOME", str(tmp_path))
     path = models.models_dir() / key
     shutil.copytree(source, path)
+    if base:  # a derived model is rebuilt from its base's prepared directory
+        shutil.copytree(prepared[base], models.models_dir() / base)
     assert models.is_prepared(key)
 
     weights = next(path.glob("*.safetensors"))

@@ -210,6 +210,30 @@ def test_cpu_variants_change_one_thing_each(tmp_path):
     assert reserve.config.server_env()["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "1"
 
 
+def test_tuned_cpu_config_is_int8_weights_and_torch_compile(tmp_path):
+    from lab_helpers.config import CPU_IMAGE
+    from lab_helpers.image import image_for
+    from lab_helpers.models import INT8_CHAT_MODEL
+
+    base = _base(tmp_path).replace(image=CPU_IMAGE)
+    by_label = {v.label: v for v in bench.cpu_variants(base)}
+    int8 = by_label["int8-weights"].config
+    assert Path(int8.model).name == INT8_CHAT_MODEL
+    assert int8.model_name == base.model_name  # clients send the same model name
+    compiled = by_label["compiled"].config
+    assert compiled.image == image_for(compiler=True)  # the default image has no g++
+    assert "--enforce-eager" in base.vllm_args() and "--enforce-eager" not in compiled.vllm_args()
+
+    tuned = bench.cpu_tuned(base)
+    assert tuned.label == "tuned" and tuned.change == " + ".join(bench.CPU_TUNED)
+    argv = tuned.config.vllm_args()
+    assert argv[argv.index("--served-model-name") + 1] == base.model_name
+    assert "--enforce-eager" not in argv
+    assert tuned.config.model == int8.model and tuned.config.image == compiled.image
+    changed = {a for a in set(argv) ^ set(base.vllm_args()) if a.startswith("-")}
+    assert changed == {"--enforce-eager"}  # otherwise only the model path differs
+
+
 def test_gpu_variants_command_lines():
     from lab_helpers.config import ServerConfig
 

@@ -32,6 +32,8 @@ CONTAINER_MODEL_ROOT = "/models"
 # The upstream GPU image, pinned to the vLLM version the lab teaches.
 GPU_IMAGE = "docker.io/vllm/vllm-openai:v0.32.0"
 CPU_IMAGE = "localhost/vllm-lab-cpu:0.32.0"
+# The same image plus g++, for servers that use torch.compile (no --enforce-eager).
+COMPILE_IMAGE = f"{CPU_IMAGE}-compile"
 GPU_CHAT_MODEL = "Qwen/Qwen2.5-3B-Instruct"
 GPU_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import CPU_IMAGE, GPU_IMAGE
+from .config import COMPILE_IMAGE, CPU_IMAGE, GPU_IMAGE
 from .errors import ImageBuildError
 from .paths import REPO_ROOT, containers_dir
 from .podman_cli import (
@@ -65,9 +65,8 @@ __all__ = [
 ]
 
 VLLM_VERSION = "0.32.0"
-# CPU_IMAGE and GPU_IMAGE live in config.py (the server profiles use them) and are re-exported.
-COMPILE_IMAGE = f"{CPU_IMAGE}-compile"
-"""Same image plus g++, for servers that use torch.compile (no --enforce-eager)."""
+# CPU_IMAGE, COMPILE_IMAGE (the same plus g++, for torch.compile) and GPU_IMAGE live in
+# config.py (the server profiles use them) and are re-exported.
 BASE_IMAGE_PUBLIC = "docker.io/library/python:3.11-slim-bookworm"
 BASE_IMAGE_OFFLINE = "localhost/vllm-lab-base:bookworm"
 

@@ -55,13 +55,12 @@ def cpu_variants(base: ServerConfig) -> list[Variant]:
     the base uses the default CPU image. `int8-weights` serves the bundled int8 copy of the
     model under the base's served name (prepared by `run_variant` when missing).
     """
-    from ..config import CPU_IMAGE
-    from ..image import image_for
+    from ..config import COMPILE_IMAGE, CPU_IMAGE
     from ..models import INT8_CHAT_MODEL
     from ..paths import models_dir
 
     env = dict(base.env)
-    compiler_image = image_for(compiler=True) if base.image == CPU_IMAGE else base.image
+    compiler_image = COMPILE_IMAGE if base.image == CPU_IMAGE else base.image
     return [
         Variant("default", "the lab's default (module 1): chat_server('cpu')", base),
         _one_change(base, "reserve-1-core",

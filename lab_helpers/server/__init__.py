@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from ..config import ServerConfig
+from ..config import COMPILE_IMAGE, ServerConfig
 from ..errors import ServerNotFound
 from ..podman_cli import image_exists, podman_status
 from .base import Runtime, Server, ServerInfo, check_health, free_port, port_is_free
@@ -46,7 +46,8 @@ def choose_runtime(config: ServerConfig | None = None) -> tuple[str, str]:
     if not ok:
         return "local", f"Podman is not usable ({reason})"
     if config is not None and config.device == "cpu" and not image_exists(config.image):
-        return "local", f"image {config.image} is not built (vllm-lab build-image)"
+        build = "build-image --compiler" if config.image == COMPILE_IMAGE else "build-image"
+        return "local", f"image {config.image} is not built (vllm-lab {build})"
     return "podman", reason
 
 

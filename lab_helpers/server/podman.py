@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..config import CONTAINER_MODEL_ROOT, CONTAINER_PORT, ServerConfig
+from ..config import COMPILE_IMAGE, CONTAINER_MODEL_ROOT, CONTAINER_PORT, ServerConfig
 from ..errors import ImageMissing
 from ..paths import container_name, lab_instance, vllm_cache_dir
 from ..podman_cli import (
@@ -112,7 +112,9 @@ class PodmanRuntime(Runtime):
             raise ImageMissing(
                 f"The container image {config.image} is not built.",
                 cause="the lab's CPU image is built locally (no registry is reachable)",
-                fix="vllm-lab build-image   (about 3 minutes; or use runtime='local')",
+                fix=("vllm-lab build-image --compiler   (the image with g++, for torch.compile; "
+                     "or use runtime='local')" if config.image == COMPILE_IMAGE else
+                     "vllm-lab build-image   (about 3 minutes; or use runtime='local')"),
             )
 
     def _launch(self, config: ServerConfig) -> str:

@@ -38,6 +38,9 @@ def _text_of(node: ast.expr) -> str | None:
         return None if left is None or right is None else left + right
     if isinstance(node, ast.Name):
         return _module_constants.get(node.id)
+    if isinstance(node, ast.IfExp):  # both branches, one per line: each is checked
+        body, orelse = _text_of(node.body), _text_of(node.orelse)
+        return None if body is None or orelse is None else body + "\n" + orelse
     return None
 
 

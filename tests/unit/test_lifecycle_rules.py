@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
 
 from lab_helpers import podman_cli
-from lab_helpers.config import ServerConfig, chat_server
+from lab_helpers.cli import build_parser
+from lab_helpers.config import COMPILE_IMAGE, ServerConfig, chat_server
 from lab_helpers.errors import (
     GPUUnavailable,
     ImageMissing,
@@ -17,7 +19,7 @@ from lab_helpers.errors import (
     PodmanUnavailable,
     PortInUse,
 )
-from lab_helpers.server import LocalRuntime, PodmanRuntime, free_port
+from lab_helpers.server import LocalRuntime, PodmanRuntime, choose_runtime, free_port
 from lab_helpers.server.base import FATAL_LOG, ServerInfo, preflight, reuse_decision
 from lab_helpers.server.gpu import gpu_status
 from lab_helpers.server.keys import key_file, new_api_key, read_api_key, start_lock
@@ -124,6 +126,20 @@ def test_missing_image_says_how_to_build(config):
     with pytest.raises(ImageMissing) as err:
         PodmanRuntime().check(config.replace(image="localhost/vllm-lab-no-such-image:0"))
     assert "build-image" in err.value.fix
+
+
+@pytest.mark.skipif(not podman_cli.podman_status()[0] or podman_cli.image_exists(COMPILE_IMAGE),
+                    reason="needs a working Podman without the compiler image")
+def test_missing_compiler_image_names_the_build_that_makes_it(config):
+    compiled = config.replace(image=COMPILE_IMAGE, enforce_eager=False)
+    with pytest.raises(ImageMissing) as err:
+        PodmanRuntime().check(compiled)
+    command = err.value.fix.split("   ")[0]
+    assert command == "vllm-lab build-image --compiler"
+    assert build_parser().parse_args(command.split()[1:]).compiler
+    kind, why = choose_runtime(compiled)
+    if not os.environ.get("VLLM_LAB_RUNTIME"):
+        assert kind == "local" and "build-image --compiler" in why
 
 
 # -- engine death: only lines that really mean it ----------------------------------------------

@@ -43,6 +43,7 @@ from .tuning import (
     noise,
     repeat,
     run_variant,
+    stop_orphans,
     winner,
 )
 
@@ -53,5 +54,5 @@ __all__ = [
     "distributions", "gpu_variants", "level_times", "load_report", "native_bf16", "noise",
     "plan", "plot_distributions", "plot_latency", "plot_latency_throughput", "plot_throughput",
     "plot_with_metrics", "poisson", "repeat", "report_frame", "run_benchmark", "run_variant",
-    "servers_needed", "sweep", "synchronous", "verdicts", "winner",
+    "servers_needed", "stop_orphans", "sweep", "synchronous", "verdicts", "winner",
 ]

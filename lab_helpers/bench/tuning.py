@@ -16,9 +16,13 @@ by more than the noise on this lab's CPU (`benchmarks/tuning.py --rounds`).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import re
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import ServerConfig
@@ -162,28 +166,74 @@ def run_variant(variant: Variant, load: Load, *, port: int | None = None,
                 on_start: Callable[[object], None] | None = None) -> BenchRun:
     """Start a fresh server for `variant`, benchmark it, stop it (also on errors).
 
-    Refused while another "bench-*" server runs (its figures and this one's would both be
-    wrong), with the command that stops it."""
+    Refused while another benchmark's "bench-*" server runs (its figures and this one's would
+    both be wrong), with the command that stops it; one whose benchmark process was killed is
+    stopped instead."""
     from .. import server
 
+    for name in stop_orphans():
+        warnings.warn(f"stopped {name}, left running by a killed benchmark", stacklevel=2)
     busy = sorted(info.name for info in server.list_servers()
                   if info.name.startswith("bench-") and info.state == "running")
     if busy:
         raise BenchError(
             f"Another benchmark server is running: {', '.join(busy)}",
-            cause="a benchmark still running in another notebook or shell, or one whose "
-            "process was killed; two servers would share the cores and spoil both figures",
+            cause="a benchmark still running in another notebook or shell; two servers would "
+            "share the cores and spoil both figures",
             fix=f"vllm-lab down {' '.join(busy)}",
         )
     if port is None:
         port = server.free_port()
     _prepare_bundled(variant.config)
     config = variant.config.replace(name=variant.server_name, port=port)
-    with server.start(config, runtime=runtime, reuse=False) as srv:  # type: ignore[arg-type]
+    with _owning(config.name), \
+            server.start(config, runtime=runtime, reuse=False) as srv:  # type: ignore[arg-type]
         if on_start is not None:
             on_start(srv)
         return run_benchmark(Target.from_server(srv, label=variant.label), load,
                              label=variant.label, progress=progress)
+
+
+def stop_orphans() -> list[str]:
+    """Stop the "bench-*" servers whose benchmark process is gone (killed: its server, in a
+    session of its own, outlives it); returns their names."""
+    from .. import server
+
+    stopped = []
+    for info in server.list_servers():
+        if info.name.startswith("bench-") and owner_is_gone(info.name):
+            server.stop(info.name)
+            stopped.append(info.name)
+    return stopped
+
+
+def _owner_path(name: str) -> Path:
+    from ..paths import servers_dir
+
+    return servers_dir() / f"{name}.bench-owner"
+
+
+@contextlib.contextmanager
+def _owning(name: str) -> Iterator[None]:
+    """Hold the benchmark server's owner lock while this process benchmarks it. The kernel
+    drops the lock when the process dies, however it dies: that is how `owner_is_gone` knows."""
+    with _owner_path(name).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def owner_is_gone(name: str) -> bool:
+    """True when no process holds the owner lock of benchmark server `name`."""
+    with _owner_path(name).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
 
 
 def _prepare_bundled(config: ServerConfig) -> None:

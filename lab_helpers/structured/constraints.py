@@ -122,6 +122,17 @@ def check_schema(schema: Any) -> dict[str, Any]:
             cause=f"{validator.__name__} rejects it (keyword {exc.validator!r})",
             fix="correct the value there, then check it again with structured.json_schema(...)",
         ) from None
+    dangling = _unresolvable_ref(schema, validator)
+    if dangling:
+        where, ref = dangling
+        raise InvalidSchema(
+            f"The JSON schema's $ref {ref!r} at {where} points nowhere: no part of the schema "
+            "has that address.",
+            mode="json", where=where,
+            cause="a typo in the path, a definition that was renamed or removed, or a "
+                  "reference to another document (the lab sends one self-contained schema)",
+            fix="point the $ref at a definition that exists (e.g. '#/$defs/Name') or add the "
+                "definition, then check it again with structured.json_schema(...)")
     unknown = _unknown_keywords(schema, set(validator.VALIDATORS) | _ANNOTATIONS)
     if unknown:
         where, key = unknown
@@ -148,6 +159,48 @@ _SCHEMA_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "co
                "additionalItems")
 
 
+def _unresolvable_ref(schema: dict[str, Any], validator: Any) -> tuple[str, str] | None:
+    """(path, ref) of the first `$ref` that does not resolve inside the schema itself.
+
+    Resolved with `referencing` (jsonschema's own resolver), in the draft the validator is
+    for, with an empty registry: a reference to another document counts as pointing nowhere.
+    """
+    from referencing import Registry, Resource
+    from referencing.exceptions import Unresolvable
+
+    spec = validator.META_SCHEMA  # the draft's own meta-schema names the specification
+    resource = Resource.from_contents(schema, default_specification=_specification(spec))
+    resolver = Registry().resolver_with_root(resource)
+
+    def walk(node: Any, where: str, scope: Any) -> tuple[str, str] | None:
+        if isinstance(node, list):  # `items` as a list (older drafts)
+            return next((f for i, sub in enumerate(node)
+                         if (f := walk(sub, f"{where}[{i}]", scope))), None)
+        if not isinstance(node, dict):
+            return None
+        if isinstance(node.get("$id"), str) and where != "$":
+            scope = scope.in_subresource(resource.specification.create_resource(node))
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            try:
+                scope.lookup(ref)
+            except Unresolvable:
+                return f"{where}.$ref", ref
+        for path, sub in _subschemas(node, where):
+            found = walk(sub, path, scope)
+            if found:
+                return found
+        return None
+
+    return walk(schema, "$", resolver)
+
+
+def _specification(meta_schema: dict[str, Any]) -> Any:
+    from referencing.jsonschema import DRAFT202012, specification_with
+
+    return specification_with(meta_schema.get("$schema", ""), default=DRAFT202012)
+
+
 def _unknown_keywords(schema: Any, known: set[str], where: str = "$") -> tuple[str, str] | None:
     """(path, keyword) of the first keyword no draft knows, walking every subschema."""
     if not isinstance(schema, dict):
@@ -155,6 +208,15 @@ def _unknown_keywords(schema: Any, known: set[str], where: str = "$") -> tuple[s
     for key in schema:
         if key not in known:
             return where, key
+    for path, sub in _subschemas(schema, where):
+        found = _unknown_keywords(sub, known, path)
+        if found:
+            return found
+    return None
+
+
+def _subschemas(schema: dict[str, Any], where: str) -> list[tuple[str, Any]]:
+    """(path, subschema) for every schema-valued keyword of one schema object."""
     subschemas: list[tuple[str, Any]] = []
     for key in _SCHEMA_MAPS:
         if isinstance(schema.get(key), dict):
@@ -165,11 +227,7 @@ def _unknown_keywords(schema: Any, known: set[str], where: str = "$") -> tuple[s
     for key in _SCHEMA_ONE:
         if key in schema:
             subschemas.append((f"{where}.{key}", schema[key]))
-    for path, sub in subschemas:
-        found = _unknown_keywords(sub, known, path)
-        if found:
-            return found
-    return None
+    return subschemas
 
 
 def check_regex(pattern: Any) -> str:

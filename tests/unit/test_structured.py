@@ -121,6 +121,12 @@ MALFORMED = [
     (structured.json_schema, {}, InvalidSchema, "top level"),
     (structured.json_schema, ["type", "object"], InvalidSchema, "top level"),
     (structured.json_schema, {"type": "object", "default": {1, 2}}, InvalidSchema, "value"),
+    (structured.json_schema, {"$ref": "#/definitions/missing"}, InvalidSchema, "$.$ref"),
+    (structured.json_schema, {"type": "object", "properties": {"a": {"$ref": "#/$defs/Nope"}},
+                              "$defs": {"Yes": {"type": "string"}}}, InvalidSchema,
+     "$.properties.a.$ref"),
+    (structured.json_schema, {"type": "array", "items": {"$ref": "other.json#/x"}},
+     InvalidSchema, "$.items.$ref"),
     (structured.regex, "ACME-[A-Z{4}", InvalidRegex, "position 5"),
     (structured.regex, "(abc", InvalidRegex, "position 0"),
     (structured.regex, "a{2,1}", InvalidRegex, "position"),
@@ -152,6 +158,17 @@ def test_malformed_input_raises_what_and_where(builder, spec, error, where):
     assert where in exc.where, (exc.where, exc.what)
     assert exc.what and exc.fix
     assert exc.mode == builder.__name__.replace("json_schema", "json")
+
+
+def test_references_that_resolve_inside_the_schema_are_accepted():
+    person = {"type": "object", "properties": {"name": {"type": "string"}},
+              "required": ["name"]}
+    for schema in ({"$defs": {"P": person}, "type": "object",
+                    "properties": {"who": {"$ref": "#/$defs/P"}}},
+                   {"definitions": {"P": person}, "$ref": "#/definitions/P"},
+                   {"type": "object", "properties": {"a": {"type": "string"},
+                                                     "b": {"$ref": "#/properties/a"}}}):
+        assert structured.json_schema(schema).spec == schema
 
 
 def test_there_are_at_least_fifteen_malformed_cases():

@@ -31,7 +31,7 @@ from pathlib import Path
 from publish import RESULTS, publish
 
 from lab_helpers.approval import ApprovalGate, AuditLog
-from lab_helpers.mcp.bridge import McpBridge, McpServerSpec
+from lab_helpers.mcp.bridge import McpBridge
 from lab_helpers.mcp.servers import AcmeHttpServer, acme_stdio, free_port
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, acme_registry
@@ -60,7 +60,7 @@ def main() -> int:
     call = ToolCall("get_order_status", json.dumps(ARGS), "bench")
 
     with AcmeHttpServer(free_port(), db_path=db) as http, \
-            McpBridge([acme_stdio(db), McpServerSpec.http("acme-http", http.url)]) as bridge:
+            McpBridge([acme_stdio(db), http.spec("acme-http")]) as bridge:
         assert bridge.tools("acme") and bridge._spec("acme").transport == "stdio"
         paths = {
             "direct": lambda: desk.get_order_status(**ARGS),

@@ -125,14 +125,16 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 def _cmd_mcp_serve(args: argparse.Namespace) -> int:
     from .mcp.acme_server import serve
 
-    serve(args.transport, host=args.host, port=args.port, token=args.token, db_path=args.db)
+    serve(args.transport, host=args.host, port=args.port, token_file=args.token_file,
+          db_path=args.db)
     return 0
 
 
 def _cmd_mcp_install(args: argparse.Namespace) -> int:
-    from .mcp.servers import install_filesystem_server
+    from .mcp.servers import install_conformance_suite, install_filesystem_server
 
     print(install_filesystem_server(force=args.force))
+    print(install_conformance_suite(force=args.force))   # the tests' MCP conformance suite
     return 0
 
 
@@ -140,15 +142,23 @@ def _add_mcp_commands(sub: argparse._SubParsersAction) -> None:
     """`vllm-lab mcp serve|install` (module 4)."""
     mcp = sub.add_parser("mcp", help="module 4: the ACME MCP server and the reference servers")
     mcp_sub = mcp.add_subparsers(dest="mcp_command", required=True)
-    p = mcp_sub.add_parser("serve", help="serve ACME's support desk over MCP")
+    p = mcp_sub.add_parser(  # no abbreviations: `--token SECRET` must not pass as --token-file
+        "serve", help="serve ACME's support desk over MCP", allow_abbrev=False,
+        description="Serve ACME's support desk over MCP. stdio needs no token (the client "
+                    "starts the server). Over HTTP every request needs 'Authorization: Bearer "
+                    "<token>', loopback included; the token is read from a file (created 0600 "
+                    "if missing) and never printed: only the file's path is.")
     p.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     p.add_argument("--host", default="127.0.0.1",
-                   help="HTTP only; anything beyond loopback needs --token")
+                   help="HTTP only (default 127.0.0.1; 0.0.0.0 listens on every interface)")
     p.add_argument("--port", type=int, help="HTTP only (default: the lab's port base + 31)")
-    p.add_argument("--token", help="HTTP only: clients must send Authorization: Bearer TOKEN")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="HTTP only: the file holding the bearer token every client must send "
+                        "(default: <lab home>/servers/mcp-acme.token, created if missing)")
     p.add_argument("--db", help="the ACME SQLite file (default: the lab home's)")
     p.set_defaults(func=_cmd_mcp_serve)
-    p = mcp_sub.add_parser("install", help="install the npm filesystem reference server")
+    p = mcp_sub.add_parser("install", help="install the npm filesystem reference server "
+                                          "and the MCP conformance suite (pinned)")
     p.add_argument("--force", action="store_true", help="reinstall even if present")
     p.set_defaults(func=_cmd_mcp_install)
 

@@ -1,7 +1,9 @@
 """The MCP client bridge: several MCP servers at once, their tools as the lab's tools.
 
-    bridge = McpBridge([McpServerSpec.stdio("time", [sys.executable, "-m", "mcp_server_time"]),
-                        McpServerSpec.http("acme", "http://127.0.0.1:18931/mcp")])
+    bridge = McpBridge([McpServerSpec.stdio("time", [sys.executable, "-m", "mcp_server_time"],
+                                            trusted=True),
+                        McpServerSpec.http("acme", "http://127.0.0.1:18931/mcp",
+                                           token_file=default_token_file(), trusted=True)])
     registry = bridge.registry()          # ToolSpecs named time__get_current_time, acme__...
     bridge.call("time", "get_current_time", {"timezone": "Asia/Tokyo"})
     bridge.close()
@@ -16,6 +18,19 @@ has that tool skipped and listed in `bridge.skipped`. Each tool function carries
 `ToolIdentity(server, tool)`: the approval gate takes identities from there, never from the
 name the model wrote.
 
+Trust: a server's tool annotations (`readOnlyHint`, ...) are its own claims, and the MCP
+specification has clients treat them as untrusted unless they come from a trusted server. So
+trust is the lab's configuration, not the server's word: `McpServerSpec(..., trusted=True)`
+(the lab's own ACME and Time specs, `servers.py`, say so; the Filesystem server and any server
+you add do not). A trusted server's read-only tools are reads (the approval gate may approve
+them by policy); every tool of an untrusted server counts as a write and asks, whatever it
+claims. `McpToolInfo` keeps both the claim and the trust, for showing.
+
+Over HTTP the bridge sends `Authorization: Bearer <token>`, read from the spec's `token_file`
+each time it connects (`tokens.py`), so the spec holds no secret to show. `McpServerSpec` and
+the errors live in `spec.py`, the schema rewriting (`strict_parameters`) in `schemas.py`; both
+are importable from here too.
+
 Failures become errors the tool executor turns into results the model reads: an MCP error
 result (`isError`) raises `McpToolError` with the server's text; a call that outlives its
 time-out or a server that died raises `McpUnavailable`. A dead connection is reopened on the
@@ -25,14 +40,12 @@ next call (once), or by `reconnect(name)`.
 from __future__ import annotations
 
 import math
-import re
 import sys
 import threading
 import warnings
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -44,66 +57,12 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from pydantic import ConfigDict, create_model
 
 from ..approval import ToolIdentity
-from ..errors import LabError
 from ..tools.registry import ToolRegistry
-from ..tools.schema import NAME_PATTERN, ToolSpec, inline_refs, strict_node
+from ..tools.schema import NAME_PATTERN, ToolSpec
+from .schemas import strict_parameters
+from .spec import McpError, McpServerSpec, McpToolError, McpUnavailable
 
 SEPARATOR = "__"
-SERVER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
-
-
-class McpError(LabError):
-    """Base of the bridge's errors."""
-
-
-class McpUnavailable(McpError, ConnectionError):
-    """A server could not be reached, died, or did not answer in time."""
-
-
-class McpToolError(McpError):
-    """The server ran the tool and answered with an error result (isError)."""
-
-
-@dataclass(frozen=True)
-class McpServerSpec:
-    """How to reach one MCP server: a command to start (stdio) or a URL (Streamable HTTP)."""
-
-    name: str
-    command: tuple[str, ...] = ()
-    url: str | None = None
-    env: dict[str, str] | None = None
-    cwd: str | None = None
-    token: str | None = None
-    call_timeout: float = 30.0
-    errlog: str | None = None
-    """stdio: where the server's stderr goes (a file; default: this process's stderr)."""
-
-    @classmethod
-    def stdio(cls, name: str, command: Sequence[str], *, env: dict[str, str] | None = None,
-              cwd: str | Path | None = None, call_timeout: float = 30.0,
-              errlog: str | Path | None = None) -> McpServerSpec:
-        return cls(name, tuple(command), env=env, cwd=str(cwd) if cwd else None,
-                   call_timeout=call_timeout, errlog=str(errlog) if errlog else None)
-
-    @classmethod
-    def http(cls, name: str, url: str, *, token: str | None = None,
-             call_timeout: float = 30.0) -> McpServerSpec:
-        return cls(name, url=url, token=token, call_timeout=call_timeout)
-
-    @property
-    def transport(self) -> str:
-        return "http" if self.url else "stdio"
-
-    def check(self) -> None:
-        if not SERVER_NAME.match(self.name):
-            raise McpError(f"{self.name!r} cannot name an MCP server.",
-                           cause="names are lower-case letters, digits and '-' (max 20), so "
-                                 "tool names stay unique as <server>__<tool>",
-                           fix="McpServerSpec.stdio('time', [...]) with a short plain name")
-        if bool(self.command) == bool(self.url):
-            raise McpError(f"MCP server {self.name!r} needs a command or a URL (one of them).",
-                           fix="use McpServerSpec.stdio(name, command) or "
-                               "McpServerSpec.http(name, url)")
 
 
 @dataclass
@@ -113,7 +72,15 @@ class McpToolInfo:
     qualified: str
     description: str
     input_schema: dict[str, Any]
-    read_only: bool
+    claims_read_only: bool
+    """What the server's annotation says (`readOnlyHint`): a hint, not a fact."""
+    trusted: bool
+    """Whether the lab trusts the server (`McpServerSpec.trusted`), i.e. believes that hint."""
+
+    @property
+    def read_only(self) -> bool:
+        """What the lab counts: read-only only when a trusted server says so."""
+        return self.trusted and self.claims_read_only
 
 
 @dataclass
@@ -166,12 +133,13 @@ class McpBridge(AbstractContextManager["McpBridge"]):
     def connect(self, spec: McpServerSpec) -> list[McpToolInfo]:
         """Open (or reopen) the connection to one server and list its tools."""
         spec.check()
+        headers = spec.headers()
         with self._lock:
             if spec.name in self._connections:
                 self._disconnect(spec.name)
             conn = _Connection(spec)
             try:
-                conn.done, conn.client = self._portal.start_task(self._hold, conn)
+                conn.done, conn.client = self._portal.start_task(self._hold, conn, headers)
             except Exception as exc:
                 raise McpUnavailable(f"Could not connect to MCP server {spec.name!r} "
                                      f"({spec.transport}).", cause=_why(exc),
@@ -180,12 +148,12 @@ class McpBridge(AbstractContextManager["McpBridge"]):
             conn.tools = self._list_tools(conn)
             return conn.tools
 
-    async def _hold(self, conn: _Connection, *, task_status: Any) -> None:
+    async def _hold(self, conn: _Connection, headers: dict[str, str] | None, *,
+                    task_status: Any) -> None:
         """One task per connection: enter the client, hand it out, wait for the stop signal."""
         spec = conn.spec
         errlog = open(spec.errlog, "a") if spec.errlog else sys.stderr  # noqa: SIM115
         if spec.url:
-            headers = {"Authorization": f"Bearer {spec.token}"} if spec.token else None
             target: Any = streamable_http_client(
                 spec.url, http_client=create_mcp_http_client(headers=headers))
         else:
@@ -298,7 +266,7 @@ class McpBridge(AbstractContextManager["McpBridge"]):
             ann = tool.annotations
             tools.append(McpToolInfo(name, tool.name, qualified, tool.description or tool.name,
                                      dict(tool.input_schema or {"type": "object"}),
-                                     bool(ann and ann.read_only_hint)))
+                                     bool(ann and ann.read_only_hint), conn.spec.trusted))
         return tools
 
     def tools(self, server: str | None = None) -> list[McpToolInfo]:
@@ -338,8 +306,8 @@ class McpBridge(AbstractContextManager["McpBridge"]):
 
     def registry(self, servers: Sequence[str] | None = None,
                  only: Sequence[str] | None = None) -> ToolRegistry:
-        """The servers' tools as a ToolRegistry (strict schemas, `writes` unless the server
-        marks the tool read-only). `only` keeps the qualified names listed."""
+        """The servers' tools as a ToolRegistry (strict schemas; `writes` unless a trusted
+        server marks the tool read-only). `only` keeps the qualified names listed."""
         registry = ToolRegistry()
         for name in servers or self.servers:
             for info in self.tools(name):
@@ -359,28 +327,6 @@ class McpBridge(AbstractContextManager["McpBridge"]):
         return ToolSpec(name=info.qualified, description=info.description, parameters=params,
                         function=McpTool(self, info.server, info.name, info.description),
                         arguments_model=model, writes=not info.read_only)
-
-
-def strict_parameters(schema: dict[str, Any]) -> dict[str, Any]:
-    """An MCP input schema in OpenAI's strict form (what makes vLLM constrain the arguments):
-    every property required, optional ones nullable, no extra properties, `$ref`s inlined."""
-    defs = {**schema.get("$defs", {}), **schema.get("definitions", {})}
-    schema = inline_refs({k: v for k, v in schema.items() if k not in ("$defs", "definitions")},
-                         defs)
-    required = set(schema.get("required", []))
-    props = {}
-    for key, sub in (schema.get("properties") or {}).items():
-        sub = strict_node(sub, close_free_objects=False)
-        if key not in required and not _nullable(sub):
-            sub = {"anyOf": [sub, {"type": "null"}]}
-        props[key] = sub
-    return {"type": "object", "properties": props, "required": list(props),
-            "additionalProperties": False}
-
-
-def _nullable(node: dict[str, Any]) -> bool:
-    return node.get("type") == "null" or any(
-        isinstance(o, dict) and o.get("type") == "null" for o in node.get("anyOf", []))
 
 
 def _why(exc: BaseException) -> str:

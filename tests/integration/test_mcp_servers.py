@@ -1,8 +1,9 @@
 """The ACME MCP server, the reference servers and the bridge, all real processes (no model).
 
 Over stdio and Streamable HTTP: initialize, ping, tools/list, tools/call (with error results),
-resources/list and read; the HTTP transport's Origin and token checks; path traversal against
-the filesystem server; a server killed mid-call; the approval gate over MCP tools.
+resources/list and read; path traversal against the filesystem server; a server killed
+mid-call; the approval gate over MCP tools; which servers are trusted. The HTTP token and
+Origin checks and the hostile server are in test_mcp_security.py.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import sys
 import threading
 import time
 
-import httpx
 import psutil
 import pytest
 
@@ -55,8 +55,7 @@ def http_server(db):
 @pytest.fixture(scope="module")
 def bridge(db, http_server):
     install_filesystem_server()
-    specs = [acme_stdio(db), McpServerSpec.http("acme-http", http_server.url), time_server(),
-             filesystem_server()]
+    specs = [acme_stdio(db), http_server.spec("acme-http"), time_server(), filesystem_server()]
     with McpBridge(specs) as b:
         yield b
 
@@ -96,36 +95,15 @@ def test_tool_names_never_collide_across_servers(bridge):
         assert set(params["required"]) == set(params["properties"])
 
 
-def test_http_checks_origin(http_server):
-    body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"}}}
-    headers = {"Accept": "application/json, text/event-stream",
-               "Content-Type": "application/json"}
-    evil = httpx.post(http_server.url, json=body,
-                      headers={**headers, "Origin": "http://evil.example"}, timeout=10)
-    assert evil.status_code == 403
-    same = httpx.post(http_server.url, json=body,
-                      headers={**headers, "Origin": f"http://127.0.0.1:{http_server.port}"},
-                      timeout=10)
-    assert same.status_code == 200
-
-
-def test_http_token_required_beyond_loopback_and_checked(db):
-    refused = subprocess.run([sys.executable, "-m", "lab_helpers.cli", "mcp", "serve",
-                              "--transport", "http", "--host", "0.0.0.0", "--port",
-                              str(free_port())], capture_output=True, text=True, timeout=60)
-    assert refused.returncode == 2 and "without a token" in refused.stderr
-    with AcmeHttpServer(free_port(), host="0.0.0.0", token="s3cret", db_path=db) as server:
-        assert httpx.post(server.url, json={}, timeout=10).status_code == 401
-        bad = httpx.post(server.url, json={}, headers={"Authorization": "Bearer nope"},
-                         timeout=10)
-        assert bad.status_code == 401
-        with pytest.raises(McpUnavailable):
-            McpBridge([McpServerSpec.http("acme", server.url, token="wrong")],
-                      connect_timeout=15).close()
-        with McpBridge([server.spec()]) as b:
-            assert b.call("acme", "get_order_status", {"order_id": "ORD-78432"})
+def test_the_filesystem_server_is_not_trusted_by_default(bridge):
+    """Its tools claim read-only, and the lab's default still asks before every one."""
+    files = bridge.tools("filesystem")
+    assert any(t.claims_read_only for t in files) and not any(t.trusted for t in files)
+    registry = bridge.registry(["filesystem", "time", "acme"])
+    assert all(registry.get(t.qualified).writes for t in files)
+    assert not registry.get("time__get_current_time").writes              # trusted: a read
+    assert not registry.get("acme__get_order_status").writes
+    assert registry.get("acme__create_ticket").writes
 
 
 def test_time_server(bridge):
@@ -302,12 +280,21 @@ def test_a_look_alike_tool_cannot_borrow_another_servers_approval(tmp_path):
 
 
 def test_install_is_idempotent_and_fast_when_present(bridge):
-    from lab_helpers.mcp.servers import FILESYSTEM_VERSION, installed_version
+    from lab_helpers.mcp.servers import (
+        CONFORMANCE_PACKAGE,
+        CONFORMANCE_VERSION,
+        FILESYSTEM_VERSION,
+        install_conformance_suite,
+        installed_version,
+    )
 
+    suite = install_conformance_suite()                 # ./lab setup installed it already
     start = time.monotonic()
     entry = install_filesystem_server()                 # installed by the fixture already
+    assert install_conformance_suite() == suite
     assert time.monotonic() - start < 1.0
     assert entry.exists() and installed_version() == FILESYSTEM_VERSION
+    assert suite.exists() and installed_version(CONFORMANCE_PACKAGE) == CONFORMANCE_VERSION
     out = subprocess.run([sys.executable, "-m", "lab_helpers.cli", "mcp", "install"],
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and out.stdout.strip() == str(entry)
+    assert out.returncode == 0 and out.stdout.split() == [str(entry), str(suite)]

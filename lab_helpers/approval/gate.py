@@ -20,6 +20,12 @@ for exactly this server, this tool and these arguments, and each grant is spent 
 The policy per tool: reads may be auto-approved, writes ask, a deny list always refuses, and
 "approve always" remembers one tool (server and name) for the rest of the gate's life. Every
 decision and every run goes to the append-only audit log (JSON lines in the lab home).
+
+Failing closed: a decision function or `on_pending` callback that raises, or answers something
+that is not a decision, is a denial (recorded, naming the failure). A decision is recorded
+*before* its grant exists: if the audit log cannot be written, nothing is granted (nor
+remembered "always") and the call is denied, with an `AuditWarning`. An auto-approved read is
+decided and spent in one step, so no other thread can take its approval.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .audit import AuditLog, summarize
+from .audit import AuditLog, AuditWarning, summarize
 from .policy import (
     CHOICES,
     DENIED_BY_USER,
@@ -139,7 +146,7 @@ class ApprovalGate:
             return decide
 
         def hook(pending_call: PendingCall) -> Decision:
-            from ..tools.executor import Decision
+            from ..tools.executor import Decision, checked_decision
 
             name = pending_call.call.name
             if name not in self._identities:
@@ -148,18 +155,22 @@ class ApprovalGate:
             rule = self.policy.rule(identity, writes=writes)
             if rule != "ask" or identity in self.always:
                 return self.executor_hook(pending_call)
-            decision = decide(pending_call)
+            decision, _ = checked_decision(decide, pending_call)
             pending = PendingApproval(uuid.uuid4().hex, identity, name,
                                       dict(pending_call.arguments),
                                       digest(identity, pending_call.arguments))
-            self._finish(pending, "approve" if decision.approved else "deny",
-                         f"decide function: {decision.reason}")
-            return decision
+            choice, by = self._finish(pending, "approve" if decision.approved else "deny",
+                                      f"decide function: {decision.reason}")
+            return Decision.deny(by) if decision.approved and choice == "deny" else decision
         return hook
 
     def request(self, identity: ToolIdentity, name: str, arguments: dict[str, Any], *,
-                writes: bool) -> tuple[Choice, str]:
-        """Decide one call (policy first, then the person), record it, grant it if approved."""
+                writes: bool, grant: bool = True) -> tuple[Choice, str]:
+        """Decide one call (policy first, then the person), record it, grant it if approved.
+
+        Returns the choice as recorded and who (or what) made it. `grant=False`: the caller
+        runs the call now, so no grant is left for anyone to take.
+        """
         rule = self.policy.rule(identity, writes=writes)
         pending = PendingApproval(uuid.uuid4().hex, identity, name, dict(arguments),
                                   digest(identity, arguments))
@@ -171,26 +182,31 @@ class ApprovalGate:
             choice, by = "approve", "policy: approved always"
         else:
             choice, by = self._ask(pending), "user"
-        self._finish(pending, choice, by)
-        return choice, by
+        return self._finish(pending, choice, by, grant=grant)
 
     def _ask(self, pending: PendingApproval) -> Choice:
+        """The person's (or decision function's) answer; "deny", saying why, if asking fails."""
         with self._lock:
             self._pending[pending.id] = pending
+        asking = "the on_pending callback"
         try:
             if self.on_pending:
                 self.on_pending(pending)
+            asking = "the decision function"
             if self.decide is not None:
                 choice = self.decide(pending)
                 if choice not in CHOICES:
-                    raise ApprovalError(f"The decision function answered {choice!r}.",
-                                        fix="return 'approve', 'deny' or 'approve_always'")
+                    pending.decided_by = f"{asking} answered {choice!r}, not one of {CHOICES}"
+                    return "deny"
                 pending.choice = choice
             elif not pending._event.wait(self.wait_seconds):
                 pending.choice = "deny"
                 pending.decided_by = f"nobody decided within {self.wait_seconds:.0f} s"
             assert pending.choice is not None
             return pending.choice
+        except Exception as exc:  # noqa: BLE001 - a failure to decide is a denial
+            pending.decided_by = f"{asking} failed ({type(exc).__name__}: {exc})"
+            return "deny"
         finally:
             with self._lock:
                 self._pending.pop(pending.id, None)
@@ -217,20 +233,30 @@ class ApprovalGate:
         pending._event.set()
         return pending
 
-    def _finish(self, pending: PendingApproval, choice: Choice, by: str) -> None:
+    def _finish(self, pending: PendingApproval, choice: Choice, by: str, *,
+                grant: bool = True) -> tuple[Choice, str]:
+        """Record the decision, then (only if recorded) grant it: (choice, decided by)."""
         with self._lock:
             if pending.id in self._decided:
                 raise ApprovalError(f"Call {pending.id[:8]} was already decided.")
             pending.choice = choice
             pending.decided_by = pending.decided_by or by
             self._decided[pending.id] = pending
+        unrecorded = self._write(self._record(
+            pending.identity, pending.arguments, event="decision", decision=choice,
+            decided_by=pending.decided_by, result="not run" if choice == "deny" else ""))
+        if choice == "deny":
+            return choice, pending.decided_by
+        if unrecorded:
+            pending.choice = "deny"
+            pending.decided_by = f"{pending.decided_by}, but not granted: {unrecorded}"
+            return "deny", pending.decided_by
+        with self._lock:
             if choice == "approve_always":
                 self.always.add(pending.identity)
-            if choice != "deny":
+            if grant:
                 self._grants[pending.digest] = self._grants.get(pending.digest, 0) + 1
-        self.audit.append(self._record(pending.identity, pending.arguments, event="decision",
-                                       decision=choice, decided_by=pending.decided_by,
-                                       result="not run" if choice == "deny" else ""))
+        return choice, pending.decided_by
 
     # -- running --------------------------------------------------------------------------------
 
@@ -242,17 +268,21 @@ class ApprovalGate:
         """
         key = digest(identity, arguments)
         with self._lock:
-            if self._grants.get(key, 0) > 0:
-                self._grants[key] -= 1
+            left = self._grants.get(key, 0)
+            if left > 0:
+                if left == 1:
+                    del self._grants[key]
+                else:
+                    self._grants[key] = left - 1
                 return
         if self.policy.rule(identity, writes=writes) == "auto":
-            self.request(identity, identity.tool, arguments, writes=writes)
-            with self._lock:
-                self._grants[key] -= 1
-            return
-        self.audit.append(self._record(identity, arguments, event="refused",
-                                       decision="none", decided_by="gate",
-                                       result="not run: no decision for this call"))
+            choice, by = self.request(identity, identity.tool, arguments, writes=writes,
+                                      grant=False)
+            if choice != "deny":
+                return
+            raise NotApproved(f"{identity.label} was not run: {by}.",
+                              fix="make the audit log's directory writable")
+        self._refused(identity, arguments, "gate", "no decision for this call")
         raise NotApproved(f"{identity.label} was not run: no decision was recorded for this "
                           "call with these arguments.",
                           cause="every approval is for one call with its exact arguments; a "
@@ -260,11 +290,32 @@ class ApprovalGate:
                           fix="run tools through ToolExecutor.execute with "
                               "decide=gate.executor_hook")
 
+    def refuse(self, name: str, arguments: dict[str, Any], reason: str) -> None:
+        """Record a call the executor refused before any decision (never raises)."""
+        identity = self._identities.get(name, (ToolIdentity(LOCAL_SERVER, name), False))[0]
+        self._refused(identity, arguments, "executor", reason)
+
     def record_result(self, identity: ToolIdentity, arguments: dict[str, Any], status: str,
                       content: Any, seconds: float) -> None:
-        self.audit.append(self._record(identity, arguments, event="run", decision="granted",
-                                       decided_by="gate", result=summarize(status, content),
-                                       seconds=round(seconds, 4)))
+        """Record a run (never raises: the function has run, whatever the log can take)."""
+        self._write(self._record(identity, arguments, event="run", decision="granted",
+                                 decided_by="gate", result=summarize(status, content),
+                                 seconds=round(seconds, 4)))
+
+    def _refused(self, identity: ToolIdentity, arguments: dict[str, Any], by: str,
+                 reason: str) -> None:
+        self._write(self._record(identity, arguments, event="refused", decision="none",
+                                 decided_by=by, result=f"not run: {reason}"))
+
+    def _write(self, record: dict[str, Any]) -> str:
+        """Append one audit line: "" if written, else why not (also warned, never raised)."""
+        try:
+            self.audit.append(record)
+        except Exception as exc:  # noqa: BLE001 - OSError, or a record that cannot be encoded
+            why = f"the audit log could not be written ({type(exc).__name__}: {exc})"
+            warnings.warn(why, AuditWarning, stacklevel=3)
+            return why
+        return ""
 
     def records(self) -> list[dict[str, Any]]:
         """This gate's audit lines (the file may hold other sessions too)."""

@@ -11,6 +11,15 @@ not run (or, for an exception, its transaction rolled back). The order is fixed:
 
     look up the tool -> validate the arguments -> ask for a decision (writes only) -> run
 
+How "never raises" holds: arguments nested deeper than `MAX_ARGUMENT_DEPTH` (or too deep for
+Python to parse) are "invalid_arguments" before anything recurses over them; a `decide` that
+raises or answers something that is not a `Decision` is a denial (`checked_decision`); the gate
+denies, rather than raises, when its own decision function, callback or audit log fails; the
+function's exceptions are the "error" result; and anything else that goes wrong before the
+function runs is caught last in `execute` and answered as "denied". All of these are in the
+audit log (a "refused" line, or a "deny" decision naming the failure); an unknown name or a
+schema failure is answered before the gate and is not.
+
 The decision is pluggable because module 4 puts its human approval gate exactly here: a
 `decide(pending) -> Decision` callable, answered through the gate (`lab_helpers.approval`).
 Every registry runs guarded: `ToolExecutor` guards an unguarded one with a gate of its own
@@ -35,6 +44,10 @@ from ..errors import LabError
 from .registry import ToolCall, ToolCallError, ToolRegistry
 
 ResultStatus = Literal["ok", "error", "denied", "unknown_tool", "invalid_arguments"]
+
+MAX_ARGUMENT_DEPTH = 64
+"""Arguments whose lists and objects nest deeper than this are refused as invalid: no tool
+needs them, and the schema check, the grant digest and the audit log all recurse over them."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,20 @@ class PendingCall:
 
 
 Decide = Callable[[PendingCall], Decision]
+
+
+def checked_decision(decide: Decide, pending: PendingCall) -> tuple[Decision, bool]:
+    """`decide(pending)`, and whether it failed: a raise, or an answer that is not a Decision,
+    is a denial saying so (never an exception, never a look-alike taken for an approval)."""
+    try:
+        decision = decide(pending)
+    except Exception as exc:  # noqa: BLE001 - a decision that fails denies
+        return Decision.deny(f"no valid decision (decide raised {type(exc).__name__}: {exc})"), \
+            True
+    if not isinstance(decision, Decision):
+        return Decision.deny(f"no valid decision (decide answered {decision!r}, not a "
+                             "Decision)"), True
+    return decision, False
 
 
 def approve_all(pending: PendingCall) -> Decision:
@@ -138,7 +165,11 @@ class ToolExecutor:
 
     def execute(self, call: ToolCall) -> ToolResult:
         start = time.perf_counter()
-        result = self._execute(call)
+        try:
+            result = self._execute(call)
+        except Exception as exc:  # noqa: BLE001 - the last resort: still an answer, audited
+            result = self._refused(call, "denied", f"the executor failed ({type(exc).__name__}: "
+                                                   f"{exc})")
         result = ToolResult(result.call, result.status, result.content, result.arguments,
                             result.decision, time.perf_counter() - start)
         self.log.append(result)
@@ -147,12 +178,19 @@ class ToolExecutor:
     def _execute(self, call: ToolCall) -> ToolResult:
         try:
             spec = self.registry.get(call.name)
-            arguments = self.registry.validate(call)
+            arguments: dict[str, Any] | None = self.registry.validate(call)
         except ToolCallError as exc:
             return ToolResult(call, exc.kind, _error(exc))
+        except RecursionError:  # json.loads or the schema check, on absurd nesting
+            arguments = None
+        if arguments is None or _nested_deeper(arguments, MAX_ARGUMENT_DEPTH):
+            return self._refused(call, "invalid_arguments", f"the arguments of {call.name} are "
+                                 f"nested more than {MAX_ARGUMENT_DEPTH} levels deep")
         decision = None
         if spec.writes:
-            decision = self._hook(PendingCall(call, arguments))
+            decision, failed = checked_decision(self._hook, PendingCall(call, arguments))
+            if failed:
+                self._audit_refusal(call, decision.reason)
             if not decision.approved:
                 return ToolResult(call, "denied",
                                   {"error": f"{call.name} was not run: {decision.reason}"},
@@ -165,6 +203,15 @@ class ToolExecutor:
             return ToolResult(call, "error", _error(exc), arguments, decision)
         return ToolResult(call, "ok", content, arguments, decision)
 
+    def _refused(self, call: ToolCall, status: ResultStatus, reason: str) -> ToolResult:
+        """A call refused before it could run: audited, and answered to the model."""
+        self._audit_refusal(call, reason)
+        return ToolResult(call, status, {"error": f"{call.name} was not run: {reason}."})
+
+    def _audit_refusal(self, call: ToolCall, reason: str) -> None:
+        if self.gate is not None:
+            self.gate.refuse(call.name, {"unparsed": _clip(str(call.arguments))}, reason)
+
 
 def _error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, LabError):
@@ -175,6 +222,24 @@ def _error(exc: BaseException) -> dict[str, Any]:
             out["fix"] = exc.fix
         return out
     return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _nested_deeper(value: Any, limit: int) -> bool:
+    """Do lists and dicts nest more than `limit` levels deep in `value`? (No recursion.)"""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else \
+            item if isinstance(item, (list, tuple)) else None
+        if children is not None:
+            if depth >= limit:
+                return True
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _plain(value: Any) -> Any:

@@ -218,9 +218,12 @@ def test_audit_log_is_append_only_jsonl(desk, tmp_path):
 def test_bad_decisions_are_rejected(desk, tmp_path):
     gate, ex, _ = make(desk, tmp_path, decide=lambda p: "yes please")
     before = desk.snapshot()
-    with pytest.raises(ApprovalError):
-        ex.execute(call("create_ticket", TICKET))
+    result = ex.execute(call("create_ticket", TICKET))       # a bad answer never runs the tool
+    assert result.status == "denied" and "'yes please'" in result.content["error"]
     assert desk.snapshot() == before
+    last = gate.records()[-1]
+    assert (last["event"], last["decision"], last["result"]) == ("decision", "deny", "not run")
+    assert "'yes please'" in last["decided_by"]
     with pytest.raises(ApprovalError):
         gate.resolve("nope", "approve")
     with pytest.raises(ApprovalError):

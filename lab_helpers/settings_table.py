@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import LabError
+from .server.keyguard import KEY_FILE_ENV
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -82,9 +83,10 @@ FLAGS: dict[str, Setting] = {
                                   "none"),
     "--tokenizer-mode": Setting("mistral: use mistral_common's tokenizer and template (Mistral "
                                 "tool-call ids need it).", "catalog: extra_args", "none"),
-    "--api-key": Setting("A key every request must send; the lab passes it through the "
-                         "environment instead (never on a command line).", "runtime",
-                         "API key"),
+    "--api-key": Setting("A key every request must send (vLLM checks it on /v1 routes only). "
+                         "The lab does not use it: its launcher checks the key on every "
+                         "route, read from a file (never on a command line or in an "
+                         "environment).", "runtime", "API key"),
 }
 
 ENV: dict[str, Setting] = {
@@ -102,9 +104,10 @@ ENV: dict[str, Setting] = {
                               "offline", "none (hub downloads, HF cache mounted)"),
     "HF_TOKEN": Setting("Hugging Face token for gated models (Llama, Mistral).", "env",
                         "HF token"),
-    "VLLM_API_KEY": Setting("The server's API key, generated per start and passed through the "
-                            "environment; every route but /health needs it.", "runtime",
-                            "API key"),
+    KEY_FILE_ENV: Setting("The file holding the server's API key (generated per start, 0600). "
+                          "The lab's launcher reads it; every route but /health needs the "
+                          "key. The key itself is in no command line or environment.",
+                          "runtime", "API key file"),
 }
 
 
@@ -138,7 +141,7 @@ def settings_table(config: ServerConfig, *, strict: bool = False) -> pd.DataFram
     rows = []
     items = [("flag", flag, value) for flag, value in command_flags(config.vllm_args())]
     items += [("env", name, value) for name, value in config.server_env().items()]
-    items.append(("env", "VLLM_API_KEY", "(generated per start)"))
+    items.append(("env", KEY_FILE_ENV, "(the server's key file)"))
     for kind, name, value in items:
         setting = (FLAGS if kind == "flag" else ENV).get(name)
         if setting is None:

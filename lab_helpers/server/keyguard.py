@@ -1,6 +1,6 @@
 """The lab's launcher for vLLM: the API key from a file, and a key check on every route.
 
-    VLLM_LAB_KEY_FILE=/path/to/chat.key python keyguard.py --model ... (vLLM's own arguments)
+    LAB_API_KEY_FILE=/path/to/chat.key python keyguard.py --model ... (vLLM's own arguments)
 
 Why a launcher rather than `VLLM_API_KEY=... vllm serve`:
 - vLLM's own key check covers only `/v1`, `/v2`, `/inference` and `/cohere`; measured on 0.32,
@@ -10,6 +10,11 @@ Why a launcher rather than `VLLM_API_KEY=... vllm serve`:
   in `podman inspect` or `podman kube generate` (only the key *file's* path is there), not in a
   preview. It is read from the file at start; a missing or empty file refuses to start, so a
   pasted preview can never start a server without a key.
+- The key is in no process's environment either (`/proc/PID/environ`): `KeyGuard` reads it
+  from the file itself and vLLM's own check (`VLLM_API_KEY` / `--api-key`) is not used, so
+  the API server, the engine core and the worker processes it spawns never carry it.
+- The file's variable is named outside the `VLLM_` prefix: vLLM warns about every `VLLM_*`
+  variable it does not know.
 
 This file is standalone (standard library plus Starlette, which vLLM brings) because it is
 bind-mounted into the container next to vLLM, where `lab_helpers` is not installed.
@@ -25,7 +30,7 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-KEY_FILE_ENV = "VLLM_LAB_KEY_FILE"
+KEY_FILE_ENV = "LAB_API_KEY_FILE"
 OPEN_PATHS = frozenset({"/health"})
 ENTRYPOINT = "vllm.entrypoints.openai.api_server"
 MIDDLEWARE = "keyguard.KeyGuard"
@@ -43,10 +48,7 @@ class KeyGuard:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        key = os.environ.get("VLLM_API_KEY", "")
-        if not key:
-            raise RuntimeError("KeyGuard needs VLLM_API_KEY (start vLLM through keyguard.py)")
-        self._key = _digest(key)
+        self._key = _digest(read_key(os.environ.get(KEY_FILE_ENV)))
 
     def _authorized(self, scope: Scope) -> bool:
         for name, value in scope.get("headers") or []:
@@ -91,7 +93,8 @@ def read_key(path: str | None) -> str:
 
 
 def main(argv: list[str]) -> None:
-    os.environ["VLLM_API_KEY"] = read_key(os.environ.get(KEY_FILE_ENV))
+    read_key(os.environ.get(KEY_FILE_ENV))  # refuse before vLLM loads anything
+    os.environ.pop("VLLM_API_KEY", None)    # a key in the environment would reach every child
     here = os.path.dirname(os.path.abspath(__file__))
     if here not in sys.path:
         sys.path.insert(0, here)

@@ -109,7 +109,7 @@ class LocalRuntime(Runtime):
     def _launch(self, config: ServerConfig) -> str:
         log = _log_path(config.name)
         env = {**os.environ, **self._env(config)}
-        env.pop("VLLM_API_KEY", None)  # the launcher sets it from the key file
+        env.pop("VLLM_API_KEY", None)  # the launcher's KeyGuard reads the key file itself
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 self.command(config), stdout=out, stderr=subprocess.STDOUT,

@@ -1,7 +1,8 @@
 """Trustworthy servers, on real servers in both runtimes.
 
 - The API key never shows: not in `podman inspect`, `podman kube generate`, any process's
-  command line, the log or a preview; every route but /health needs it.
+  command line or environment (`/proc/*/environ`: the API server, engine core and worker), the
+  log or a preview; every route but /health needs it.
 - A preview pasted into a clean shell starts a key-protected server or refuses; never an open one.
 - A bad config never touches the running server of the same name.
 - Two processes starting one server get one server.
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from lab_helpers import server
@@ -60,15 +62,33 @@ def clean_env(**extra: str) -> dict[str, str]:
             "HOME": os.environ["HOME"], **extra}
 
 
-def all_cmdlines() -> bytes:
-    out = b""
+def processes_holding(secret: str) -> list[str]:
+    """Every process on this machine (containers' included: they share the kernel) whose
+    command line or environment holds `secret`, as "PID file argv[0]"."""
+    found = []
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
+        if not proc.name.isdigit():
+            continue
+        for part in ("cmdline", "environ"):
             try:
-                out += (proc / "cmdline").read_bytes() + b"\n"
+                text = (proc / part).read_bytes()
             except OSError:
-                pass
-    return out
+                continue
+            if secret.encode() in text:
+                argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+                found.append(f"{proc.name} {part} {argv0}")
+    return found
+
+
+def lab_server_processes(srv: server.Server) -> list[int]:
+    """The processes serving `srv`: the launcher and every descendant (engine core, worker)."""
+    if srv.runtime.kind == "local":
+        roots = [psutil.Process(pid) for pid in launchers_on_port(srv.config.port)]
+    else:
+        pid = run_podman("inspect", "--format", "{{.State.Pid}}",
+                         srv.config.container_name).stdout.strip()
+        roots = [psutil.Process(int(pid))]
+    return [p.pid for root in roots for p in [root, *root.children(recursive=True)]]
 
 
 def launchers_on_port(port: int) -> list[int]:
@@ -113,7 +133,15 @@ def assert_key_required(srv: server.Server) -> list[str]:
 def assert_key_hidden(srv: server.Server, runtime: server.Runtime) -> None:
     key = srv.api_key
     assert key.startswith("lab-") and len(key) > 20
-    assert key.encode() not in all_cmdlines(), "the key is on a command line"
+    assert processes_holding(key) == [], "the key is on a command line or in an environment"
+    # The check above can see them: the server's processes (API server, engine core, worker)
+    # are all readable, and the launcher's environment carries the key *file's* variable.
+    # (vLLM renames its engine and worker processes, which overwrites the start of their
+    # /proc environ area; nothing in the lab ever puts the key into an environment.)
+    members = lab_server_processes(srv)
+    assert len(members) >= 3, members
+    environs = [Path(f"/proc/{pid}/environ").read_bytes() for pid in members]
+    assert any(b"LAB_API_KEY_FILE=" in e for e in environs)
     assert key not in srv.logs(tail=5000), "the key is in the server log"
     assert srv.config is not None
     assert key not in runtime.preview(srv.config), "the key is in the preview"

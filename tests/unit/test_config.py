@@ -82,7 +82,8 @@ def test_podman_cpu_command(cpu_config):
     assert _value_after(vllm_part, "--port") == [str(CONTAINER_PORT)]
     envs = _value_after(argv[:image_at], "--env")
     assert not any(e.startswith("VLLM_API_KEY") for e in envs), "no key in podman's records"
-    assert "VLLM_LAB_KEY_FILE=/run/secrets/vllm-lab-api-key" in envs
+    assert "LAB_API_KEY_FILE=/run/secrets/vllm-lab-api-key" in envs
+    assert not any(e.startswith("VLLM_LAB_") for e in envs), "vLLM warns about unknown VLLM_*"
     assert "VLLM_CPU_KVCACHE_SPACE=1" in envs
     assert "--shm-size" in argv and "--device" not in argv
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 
 import pytest
@@ -130,16 +129,18 @@ def test_missing_image_says_how_to_build(config):
 
 @pytest.mark.skipif(not podman_cli.podman_status()[0] or podman_cli.image_exists(COMPILE_IMAGE),
                     reason="needs a working Podman without the compiler image")
-def test_missing_compiler_image_names_the_build_that_makes_it(config):
+def test_missing_compiler_image_names_the_build_that_makes_it(config, monkeypatch):
     compiled = config.replace(image=COMPILE_IMAGE, enforce_eager=False)
     with pytest.raises(ImageMissing) as err:
         PodmanRuntime().check(compiled)
     command = err.value.fix.split("   ")[0]
     assert command == "vllm-lab build-image --compiler"
     assert build_parser().parse_args(command.split()[1:]).compiler
+    # The automatic choice (no VLLM_LAB_RUNTIME override) falls back to a local process and
+    # names the same build.
+    monkeypatch.delenv("VLLM_LAB_RUNTIME", raising=False)
     kind, why = choose_runtime(compiled)
-    if not os.environ.get("VLLM_LAB_RUNTIME"):
-        assert kind == "local" and "build-image --compiler" in why
+    assert kind == "local" and "build-image --compiler" in why
 
 
 # -- engine death: only lines that really mean it ----------------------------------------------
@@ -161,7 +162,7 @@ FATAL_LINES = [
     "torch._inductor.config.cpp.cxx: (None, 'g++')",
     "api_server.py: error: unrecognized arguments: --no-such-vllm-flag",
     "vllm.entrypoints.openai.api_server: error: unrecognized arguments: --no-such-flag",
-    "keyguard: refusing to start vLLM without an API key: set VLLM_LAB_KEY_FILE",
+    "keyguard: refusing to start vLLM without an API key: set LAB_API_KEY_FILE",
 ]
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from lab_helpers.catalog import CATALOG
 from lab_helpers.config import chat_server, embedding_server
+from lab_helpers.server.keyguard import KEY_FILE_ENV
 from lab_helpers.settings_table import (
     ENV,
     FLAGS,
@@ -22,13 +25,45 @@ def lab_configs():
     return configs
 
 
+@functools.cache
+def vllm_parser():
+    """vLLM 0.32's own `vllm serve` / api_server argument parser: the independent reference."""
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    return make_arg_parser(FlexibleArgumentParser())
+
+
 def test_every_flag_and_variable_of_the_lab_commands_has_a_row():
+    parser = vllm_parser()
+    options = parser._option_string_actions  # noqa: SLF001 - argparse keeps them only here
+    defaults = vars(parser.parse_args([]))
     for cfg in lab_configs():
+        args = cfg.vllm_args()
         table = settings_table(cfg, strict=True)
-        flags = [flag for flag, _ in command_flags(cfg.vllm_args())]
-        assert list(table["setting"])[:len(flags)] == flags
+        rows = table[table["setting"].str.startswith("--")]
+        # The flag rows come first, one per option on the command line, each an option vLLM
+        # knows and actually on that command line.
+        assert list(table.index[:len(rows)]) == list(rows.index)
+        assert len(rows) == sum(arg.startswith("--") for arg in args), (args, list(rows.setting))
+        unknown = [flag for flag in rows["setting"] if flag not in options]
+        assert unknown == [], unknown
+        assert all(any(a == f or a.startswith(f + "=") for a in args) for f in rows["setting"])
+        # What vLLM parses from the command: every setting it takes away from its default has
+        # a row, and each row's value, parsed by vLLM on its own, gives what vLLM parsed.
+        parsed = vars(parser.parse_args(args))
+        dests = {options[flag].dest for flag in rows["setting"]}
+        changed = {dest for dest, value in parsed.items() if defaults.get(dest) != value}
+        assert changed <= dests, (args, changed - dests)
+        for flag, value in zip(rows["setting"], rows["value"], strict=True):
+            alone = vars(parser.parse_args([flag, value] if value else [flag]))
+            dest = options[flag].dest
+            assert alone[dest] == parsed[dest], (flag, value, parsed[dest])
+            spilled = {d for d, v in alone.items() if d != dest and defaults.get(d) != v}
+            assert spilled == set(), (flag, value, spilled)  # e.g. a value shown for a switch
         assert set(cfg.server_env()) <= set(table["setting"])
-        assert "VLLM_API_KEY" in set(table["setting"])
+        assert KEY_FILE_ENV in set(table["setting"])
+        assert "VLLM_API_KEY" not in set(table["setting"])
         assert table["what it does"].str.len().min() > 10
 
 

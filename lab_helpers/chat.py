@@ -22,6 +22,9 @@ What happens to the history when something goes wrong:
 - If the server is unreachable or dies mid-answer, the turn is rolled back: the history is
   exactly what it was before `send()`, and the error (`ServerUnavailable`) carries the text in
   `.unsent` so it can be sent again as is once the server is back (`vllm-lab up`).
+
+Requests go through `lab_helpers.connect` (the key re-read after a restart, timeouts, no
+retries, the lab's errors); this module only adds what a conversation needs on top.
 """
 
 from __future__ import annotations
@@ -32,28 +35,42 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from .chat_errors import (
-    RESTART_FIX,
+from .chat_export import to_json, to_markdown
+from .chat_turns import (
     ChatBusy,
     ChatError,
     ChatInputError,
+    ChatTurn,
     ContextLimitExceeded,
+    Endpoint,
+    ReplyStats,
+    TurnStatus,
+    _Clock,
+    check_context,
+    lab_endpoints,
+    resolve_endpoint,
+    validate_settings,
+)
+from .connect import (
+    DEFAULT_SERVER,
+    READ_TIMEOUT_S,
+    RESTART_FIX,
+    Connection,
     ModelNotServed,
+    RequestRejected,
     ServerUnavailable,
     api_error_message,
+    not_served,
 )
-from .chat_turns import ChatTurn, Endpoint, ReplyStats, TurnStatus, _Clock, validate_settings
 from .errors import LabError
 
 if TYPE_CHECKING:
-    from openai import OpenAI
-
     from .server import Server
 
-DEFAULT_SERVER = "chat"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant for ACME Corp customers. Answer briefly."
+# What a refused chat request (HTTP 4xx) means, and what to do (cause, fix).
+REJECTED = ("the server refused a setting or the conversation",
+            "change the message or the settings and send again")
 
 __all__ = [
     "DEFAULT_SERVER", "DEFAULT_SYSTEM_PROMPT", "RESTART_FIX", "ChatBusy", "ChatError",
@@ -85,7 +102,7 @@ class ChatSession:
         temperature: float = 0.7,
         top_p: float = 1.0,
         max_tokens: int = 256,
-        timeout: float = 60.0,
+        timeout: float = READ_TIMEOUT_S,
     ) -> None:
         validate_settings(temperature, top_p, max_tokens)
         if base_url is not None:
@@ -96,7 +113,7 @@ class ChatSession:
             self._endpoint = Endpoint(base_url.rstrip("/").removesuffix("/v1"),
                                       api_key or "EMPTY", model)
         else:
-            self._endpoint = _resolve_server(target or DEFAULT_SERVER, model)
+            self._endpoint = resolve_endpoint(target or DEFAULT_SERVER, model)
         self.system_prompt = system_prompt
         self._temperature = float(temperature)
         self._top_p = float(top_p)
@@ -106,16 +123,20 @@ class ChatSession:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._active: Any = None  # the open openai Stream while generating
-        self._client: OpenAI | None = None
-        self._client_key: tuple[str, str] | None = None
+        self._conn = self._connect()
         self._limits: dict[tuple[str, str], int] = {}  # (base_url, model) -> max_model_len
-        self._stale = False  # the last request failed: re-resolve the server before the next
 
     # -- settings ----------------------------------------------------------------------------
 
     @property
     def endpoint(self) -> Endpoint:
-        return self._endpoint
+        """Where requests go now (a replaced lab server: its new address and key)."""
+        return replace(self._endpoint, base_url=self._conn.base_url, api_key=self._conn.api_key)
+
+    @property
+    def connection(self) -> Connection:
+        """How requests reach the server (lab_helpers.connect)."""
+        return self._conn
 
     @property
     def model(self) -> str:
@@ -123,7 +144,7 @@ class ChatSession:
 
     @property
     def base_url(self) -> str:
-        return self._endpoint.base_url
+        return self._conn.base_url
 
     @property
     def temperature(self) -> float:
@@ -220,63 +241,29 @@ class ChatSession:
 
     def served_models(self) -> dict[str, int | None]:
         """Models the current server serves, with their max_model_len (GET /v1/models)."""
-        endpoint = self._fresh_endpoint()
-        try:
-            response = httpx.get(
-                f"{endpoint.base_url}/v1/models",
-                headers={"Authorization": f"Bearer {endpoint.api_key}"},
-                timeout=min(self._timeout, 10.0),
-            )
-        except httpx.HTTPError as exc:
-            self._stale = True
-            raise self._unavailable(f"Cannot reach {endpoint.label}: {exc}") from exc
-        if response.status_code == 401:
-            raise ChatError(
-                f"{endpoint.base_url} refused the API key (401).",
-                cause="the server was restarted with a new key, or the key is wrong",
-                fix="for a lab server use ChatSession(<server name>): it reads the current key",
-            )
-        if response.status_code != 200:
-            raise self._unavailable(
-                f"{endpoint.label} answered GET /v1/models with {response.status_code}: "
-                f"{response.text[:200]}")
-        models = {m["id"]: m.get("max_model_len") for m in response.json().get("data", [])}
+        models = self._conn.served_models()
         for name, limit in models.items():
             if limit:
-                self._limits[(endpoint.base_url, name)] = int(limit)
+                self._limits[(self._conn.base_url, name)] = int(limit)
         return models
 
     def max_model_len(self) -> int | None:
         """The current model's context length in tokens, as the server reports it (cached)."""
-        key = (self._endpoint.base_url, self._endpoint.model)
-        if key not in self._limits:
+        if (self._conn.base_url, self.model) not in self._limits:
             served = self.served_models()
-            if self._endpoint.model not in served:
-                raise self._not_served(self._endpoint.model, served)
-        return self._limits.get(key)
+            if self.model not in served:
+                raise not_served(self.model, served)
+        return self._limits.get((self._conn.base_url, self.model))
 
-    @staticmethod
-    def lab_endpoints() -> list[Endpoint]:
-        """Running lab servers that can chat (embedding servers are left out)."""
-        from . import server
-        from .models import BUNDLED
-
-        out = []
-        for runtime in server.available_runtimes():
-            for info in runtime.list():
-                spec = BUNDLED.get(info.model_name)
-                if info.state != "running" or (spec is not None and spec.kind != "chat"):
-                    continue
-                out.append(Endpoint.from_server(server.Server(runtime, info)))
-        return out
+    lab_endpoints = staticmethod(lab_endpoints)
 
     def use(self, target: Server | str | Endpoint) -> None:
         """Switch to another lab server (a Server, its name, or an Endpoint). History stays."""
         with self._lock:
             if self.is_generating:
                 raise ChatBusy("A reply is still streaming.", fix="stop it before switching")
-            self._endpoint = _resolve_server(target, None)
-            self._stale = False
+            self._endpoint = resolve_endpoint(target, None)
+            self._conn = self._connect()
 
     def set_model(self, model: str) -> None:
         """Switch to `model`: on the current server if it serves it, else on a running lab
@@ -287,47 +274,28 @@ class ChatSession:
         except ServerUnavailable:
             here = {}
         if model in here:
-            self.use(replace(self._endpoint, model=model))
+            self.use(replace(self.endpoint, model=model))
             return
         lab = self.lab_endpoints()
         for endpoint in lab:
             if endpoint.model == model:
                 self.use(endpoint)
                 return
-        served = dict.fromkeys(list(here) + [e.model for e in lab])
-        raise self._not_served(model, served)
+        raise not_served(model, dict.fromkeys(list(here) + [e.model for e in lab]))
 
     def count_prompt_tokens(self, next_message: str | None = None) -> int:
         """Tokens of the prompt the next request sends, counted by the server (POST /tokenize
         with the same messages and chat template), not estimated."""
-        endpoint = self._fresh_endpoint()
-        try:
-            response = httpx.post(
-                f"{endpoint.base_url}/tokenize",
-                headers={"Authorization": f"Bearer {endpoint.api_key}"},
-                json={"model": endpoint.model, "messages": self.messages(next_message),
-                      "add_generation_prompt": True},
-                timeout=min(self._timeout, 10.0),
-            )
-        except httpx.HTTPError as exc:
-            self._stale = True
-            raise self._unavailable(f"Cannot reach {endpoint.label}: {exc}") from exc
-        if response.status_code != 200:
-            raise ChatError(f"{endpoint.label} could not count the prompt's tokens "
-                            f"({response.status_code}): {response.text[:200]}",
-                            fix="check the server log (vllm-lab logs)")
-        return int(response.json()["count"])
+        payload = {"model": self.model, "messages": self.messages(next_message),
+                   "add_generation_prompt": True}
+        return int(self._conn.post("/tokenize", payload).json()["count"])
 
     def export_json(self) -> str:
         """The conversation (system prompt, settings, turns with their stats) as JSON."""
-        from .chat_export import to_json
-
         return to_json(self)
 
     def export_markdown(self) -> str:
         """The conversation as Markdown, one section per turn with its stats line."""
-        from .chat_export import to_markdown
-
         return to_markdown(self)
 
     # -- chatting ----------------------------------------------------------------------------
@@ -361,46 +329,14 @@ class ChatSession:
                 raise ChatBusy("A reply is still streaming.",
                                fix="wait for it, or stop it (Stop button / stop())")
         try:
-            if self._stale:
-                self._refresh()
             limit = self.max_model_len()
+            if limit is not None:
+                check_context(limit, self._max_tokens, self.model, self.messages(text),
+                              lambda: self.count_prompt_tokens(text), len(self._history))
         except ServerUnavailable as exc:
-            exc.unsent = text
+            exc.unsent = text  # the server went away before anything was sent
             raise
-        if limit is not None and self._max_tokens > limit:
-            raise ContextLimitExceeded(
-                f"max_tokens={self._max_tokens} is above the context of {self.model}: "
-                f"max_model_len={limit} tokens (prompt and answer together).",
-                fix=f"set max_tokens to at most {limit} (much less leaves room for the prompt)",
-                limit=limit,
-            )
-        if limit is not None:
-            self._check_fits(text, limit)
         return ChatTurn(user=text, model=self.model)
-
-    def _check_fits(self, text: str, limit: int) -> None:
-        """ContextLimitExceeded if prompt + max_tokens > limit. The server counts the prompt,
-        but only when a cheap upper bound (a byte-level tokenizer never makes more tokens than
-        UTF-8 bytes, plus a margin per message for the template) says it might not fit."""
-        messages = self.messages(text)
-        bound = sum(len(m["content"].encode()) + 16 for m in messages) + 64
-        if bound + self._max_tokens <= limit:
-            return
-        try:
-            prompt = self.count_prompt_tokens(text)
-        except ServerUnavailable as exc:
-            exc.unsent = text
-            raise
-        if prompt + self._max_tokens > limit:
-            room = limit - prompt
-            raise ContextLimitExceeded(
-                f"The conversation no longer fits: {prompt} prompt tokens (system prompt, "
-                f"{len(self._history)} earlier turns and this message) + max_tokens="
-                f"{self._max_tokens} > max_model_len={limit} of {self.model}. Nothing was sent.",
-                fix=(f"lower max_tokens to at most {room}, or " if room > 0 else "")
-                + "start a new conversation with clear() (or the Clear button)",
-                prompt_tokens=prompt, limit=limit,
-            )
 
     def _generate(self, turn: ChatTurn) -> Iterator[str]:
         messages = self.messages(turn.user)
@@ -438,7 +374,7 @@ class ChatSession:
         except Exception as exc:
             if not self._stop.is_set():
                 self._rollback(turn)
-                raise self._translate(exc, turn) from exc
+                raise self._failed(exc, turn) from exc
         finally:
             if stream is not None:
                 try:
@@ -454,136 +390,47 @@ class ChatSession:
             self._stop.clear()
 
     def _open(self, messages: list[dict[str, str]], clock: _Clock) -> Any:
-        client = self._get_client()
-        clock.start = time.perf_counter()
-        return client.chat.completions.create(
-            model=self.model,
-            messages=messages,  # type: ignore[arg-type]
-            temperature=self._temperature,
-            top_p=self._top_p,
-            max_tokens=self._max_tokens,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
+        """The stream of the answer (a 401 is answered before it starts: the connection
+        re-reads the key and opens it again; later failures are `_failed`'s)."""
+        def create(client: Any) -> Any:
+            clock.start = time.perf_counter()
+            return client.chat.completions.create(
+                model=self.model, messages=messages, temperature=self._temperature,
+                top_p=self._top_p, max_tokens=self._max_tokens, stream=True,
+                stream_options={"include_usage": True})
+
+        return self._conn.request(create, what="the chat request", rejected=REJECTED,
+                                  unsent=messages[-1]["content"])  # the new user message
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _fresh_endpoint(self) -> Endpoint:
-        """The endpoint with the lab server's current key (a restart writes a new one)."""
+    def _connect(self) -> Connection:
+        """The connection for the current endpoint: a lab server's by name (its key file, the
+        endpoint's key while there is none), any other with the key given."""
         endpoint = self._endpoint
         if endpoint.server_name:
-            from .server.keys import read_api_key
-
-            key = read_api_key(endpoint.server_name)
-            if key and key != endpoint.api_key:
-                endpoint = replace(endpoint, api_key=key)
-                self._endpoint = endpoint
-        return endpoint
-
-    def _get_client(self) -> OpenAI:
-        endpoint = self._fresh_endpoint()
-        key = (endpoint.base_url, endpoint.api_key)
-        if self._client is None or self._client_key != key:
-            from openai import OpenAI
-
-            # No retries: a dead server should say so at once, not after backoff.
-            self._client = OpenAI(
-                base_url=f"{endpoint.base_url}/v1", api_key=endpoint.api_key, max_retries=0,
-                timeout=httpx.Timeout(self._timeout, connect=5.0),
-            )
-            self._client_key = key
-        return self._client
-
-    def _refresh(self) -> None:
-        """After a failure: find the lab server again (it may be back on a new port/key)."""
-        name = self._endpoint.server_name
-        self._limits.clear()
-        self._client = None
-        if name:
-            from . import server
-            from .errors import ServerNotFound
-
-            try:
-                srv = server.get(name)
-            except ServerNotFound as exc:
-                raise self._unavailable(f"The lab server {name!r} is not running.") from exc
-            self._endpoint = replace(self._endpoint, base_url=srv.base_url,
-                                     api_key=srv.api_key)
-        self._stale = False
+            return Connection(endpoint.base_url, server_name=endpoint.server_name,
+                              api_key=endpoint.api_key, timeout=self._timeout)
+        return Connection(endpoint.base_url, api_key=endpoint.api_key, timeout=self._timeout,
+                          key_hint="for a lab server use ChatSession(<server name>): it reads "
+                                   "the current key")
 
     def _rollback(self, turn: ChatTurn) -> None:
         with self._lock:
             if turn in self._history:
                 self._history.remove(turn)
             self._active = None
-        self._stale = True
 
-    def _unavailable(self, what: str, turn: ChatTurn | None = None) -> ServerUnavailable:
-        name = self._endpoint.server_name
-        fix = RESTART_FIX if name in (None, DEFAULT_SERVER) else (
-            f"start the server again (vllm-lab up, or server.start(...) with name={name!r} in a "
-            "notebook), then send the message again"
-        )
-        return ServerUnavailable(
-            what,
-            cause="the server was stopped, crashed, or is still starting",
-            fix=fix + (" — your message was not added to the history" if turn else ""),
-            unsent=turn.user if turn else "",
-            partial=turn.answer if turn else "",
-        )
-
-    def _not_served(self, model: str, served: dict[str, Any]) -> ModelNotServed:
-        names = list(served)
-        listing = ", ".join(names) if names else "none (no lab server is running)"
-        return ModelNotServed(
-            f"Model {model!r} is not served. Served models: {listing}.",
-            served=names,
-            fix="pick one of those, or start a server for this model (vllm-lab up)",
-        )
-
-    def _translate(self, exc: Exception, turn: ChatTurn) -> LabError:
-        import openai
-
-        if isinstance(exc, LabError):
-            return exc
-        label = self._endpoint.label
-        if isinstance(exc, openai.NotFoundError):
+    def _failed(self, exc: Exception, turn: ChatTurn) -> LabError:
+        """The lab's error for a failed turn; a model the server does not know lists the
+        ones it serves."""
+        err = self._conn.translate(
+            exc, what="the chat request", rejected=REJECTED, unsent=turn.user,
+            partial=turn.answer)
+        if isinstance(err, RequestRejected) and err.status == 404:
             try:
                 served = self.served_models()
             except LabError:
                 served = {}
-            return self._not_served(self.model, served)
-        if isinstance(exc, openai.AuthenticationError):
-            self._stale = True
-            return ChatError(
-                f"{label} refused the API key (401).",
-                cause="the server was restarted with a new key",
-                fix="send again (the key is re-read), or use ChatSession(<server name>)",
-            )
-        if isinstance(exc, openai.BadRequestError):
-            self._stale = False
-            return ChatInputError(f"The server rejected the request: {api_error_message(exc)}",
-                                  fix="change the message or the settings and send again")
-        if isinstance(exc, openai.APIStatusError):
-            return self._unavailable(
-                f"{label} answered with an error ({exc.status_code}): "
-                f"{api_error_message(exc)}", turn)
-        if isinstance(exc, openai.APIConnectionError | httpx.HTTPError | openai.APIError):
-            if turn.answer:
-                what = f"{label} stopped answering mid-reply ({type(exc).__name__})."
-            else:
-                what = f"Cannot reach {label}: the server does not answer."
-            return self._unavailable(what, turn)
-        return ChatError(f"The chat request failed: {type(exc).__name__}: {exc}",
-                         fix="send again; if it keeps failing, look at the server log "
-                         "(vllm-lab logs)")
-
-
-def _resolve_server(target: Server | str | Endpoint, model: str | None) -> Endpoint:
-    from . import server
-
-    if isinstance(target, Endpoint):
-        endpoint = target
-    else:
-        endpoint = Endpoint.from_server(server.get(target) if isinstance(target, str) else target)
-    return replace(endpoint, model=model) if model else endpoint
+            return not_served(self.model, served)
+        return err

@@ -1,17 +1,47 @@
-"""What a chat holds: where requests go, each turn, and the numbers measured for it."""
+"""What a chat holds: where requests go, each turn, the numbers measured for it, and what is
+refused before anything is sent (a failed request is lab_helpers.connect's error)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from .chat_errors import ChatInputError
+from . import server
+from .errors import LabError
+from .models import BUNDLED
 
 if TYPE_CHECKING:
     from .server import Server
 
 TurnStatus = Literal["streaming", "done", "stopped"]
+
+
+# -- what goes wrong before a request is sent (failed requests: lab_helpers.connect) ------------
+
+
+class ChatError(LabError):
+    """A chat request could not be made."""
+
+
+class ChatInputError(ChatError, ValueError):
+    """The message or a setting is invalid; nothing was sent and the history is unchanged."""
+
+
+class ContextLimitExceeded(ChatInputError):
+    """The prompt plus max_tokens does not fit in the model's context (max_model_len)."""
+
+    def __init__(self, what: str, *, prompt_tokens: int | None = None, limit: int | None = None,
+                 **kwargs: str) -> None:
+        self.prompt_tokens = prompt_tokens
+        """The conversation's size in tokens as the server counted it (None: not counted)."""
+        self.limit = limit
+        super().__init__(what, **kwargs)
+
+
+class ChatBusy(ChatError):
+    """A reply is still streaming."""
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -35,6 +65,27 @@ class Endpoint:
     def label(self) -> str:
         where = self.server_name or self.base_url
         return f"{self.model} ({where})"
+
+
+def resolve_endpoint(target: Server | str | Endpoint, model: str | None) -> Endpoint:
+    """A Server, a running lab server's name or an Endpoint, optionally with another model."""
+    if isinstance(target, Endpoint):
+        endpoint = target
+    else:
+        endpoint = Endpoint.from_server(server.get(target) if isinstance(target, str) else target)
+    return replace(endpoint, model=model) if model else endpoint
+
+
+def lab_endpoints() -> list[Endpoint]:
+    """Running lab servers that can chat (embedding servers are left out)."""
+    out = []
+    for runtime in server.available_runtimes():
+        for info in runtime.list():
+            spec = BUNDLED.get(info.model_name)
+            if info.state != "running" or (spec is not None and spec.kind != "chat"):
+                continue
+            out.append(Endpoint.from_server(server.Server(runtime, info)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -146,3 +197,33 @@ def validate_settings(temperature: float, top_p: float, max_tokens: int) -> None
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ChatInputError(f"max_tokens={max_tokens!r} must be a whole number >= 1.",
                              fix="e.g. max_tokens=256")
+
+
+def check_context(limit: int, max_tokens: int, model: str, messages: list[dict[str, str]],
+                  count: Callable[[], int], earlier_turns: int) -> None:
+    """ContextLimitExceeded if max_tokens alone, or the prompt plus max_tokens, exceeds the
+    model's context (`limit`, max_model_len). `count` asks the server for the prompt's tokens
+    (POST /tokenize), but only when a cheap upper bound says it might not fit: a byte-level
+    tokenizer never makes more tokens than UTF-8 bytes, plus a margin per message for the
+    chat template."""
+    if max_tokens > limit:
+        raise ContextLimitExceeded(
+            f"max_tokens={max_tokens} is above the context of {model}: "
+            f"max_model_len={limit} tokens (prompt and answer together).",
+            fix=f"set max_tokens to at most {limit} (much less leaves room for the prompt)",
+            limit=limit,
+        )
+    bound = sum(len(m["content"].encode()) + 16 for m in messages) + 64
+    if bound + max_tokens <= limit:
+        return
+    prompt = count()
+    if prompt + max_tokens > limit:
+        room = limit - prompt
+        raise ContextLimitExceeded(
+            f"The conversation no longer fits: {prompt} prompt tokens (system prompt, "
+            f"{earlier_turns} earlier turns and this message) + max_tokens="
+            f"{max_tokens} > max_model_len={limit} of {model}. Nothing was sent.",
+            fix=(f"lower max_tokens to at most {room}, or " if room > 0 else "")
+            + "start a new conversation with clear() (or the Clear button)",
+            prompt_tokens=prompt, limit=limit,
+        )

@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .connect import Connection
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -42,23 +44,28 @@ class TokenChoice:
 def sample_with_logprobs(srv: Server, prompt: str, *, temperature: float, top: int = 3,
                          max_tokens: int = 12, system_prompt: str | None = None,
                          seed: int | None = None) -> list[TokenChoice]:
-    """Stream one answer with logprobs and return each generated token's choice."""
+    """Stream one answer with logprobs and return each generated token's choice.
+
+    The stream is read inside the connection's request, so a server that breaks off mid-answer
+    raises the lab's error like any other failure."""
     messages: list[dict[str, str]] = []
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
     messages.append({"role": "user", "content": prompt})
-    stream = srv.client(max_retries=0).chat.completions.create(
-        model=srv.model_name, messages=messages,  # type: ignore[arg-type]
-        temperature=temperature, max_tokens=max_tokens, logprobs=True, top_logprobs=top + 1,
-        stream=True, seed=seed,
-    )
-    out: list[TokenChoice] = []
-    for chunk in stream:
-        if not chunk.choices or chunk.choices[0].logprobs is None:
-            continue
-        for item in chunk.choices[0].logprobs.content or []:
-            out.append(_choice(item, top))
-    return out
+
+    def sample(client: Any) -> list[TokenChoice]:
+        stream = client.chat.completions.create(
+            model=srv.model_name, messages=messages, temperature=temperature,
+            max_tokens=max_tokens, logprobs=True, top_logprobs=top + 1, stream=True, seed=seed)
+        out: list[TokenChoice] = []
+        for chunk in stream:
+            if not chunk.choices or chunk.choices[0].logprobs is None:
+                continue
+            for item in chunk.choices[0].logprobs.content or []:
+                out.append(_choice(item, top))
+        return out
+
+    return Connection.of(srv).request(sample, what="the logprobs request")
 
 
 def _choice(item: Any, top: int) -> TokenChoice:

@@ -8,7 +8,8 @@
         ...                                     # chat meanwhile
     plot_metrics(rec.frame())
 
-Requests carry the server's API key (every route but /health needs it). Counters and
+Requests carry the server's API key (every route but /health needs it) and go through
+`lab_helpers.connect`: a replaced server's new key is read on the first 401. Counters and
 histograms only grow while the server runs, so the recorder derives everything "per interval"
 from consecutive samples: tokens/s, preemptions, the prefix-cache hit rate, and mean TTFT,
 inter-token and end-to-end latency as Δsum/Δcount of vLLM's histograms (the mean over the
@@ -20,13 +21,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from .errors import LabError
+from .connect import QUICK_TIMEOUT_S, Connection, ServerRequestError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,8 +70,12 @@ COLUMNS = [
 DERIVED = COLUMNS[COLUMNS.index("prompt_tokens_per_s"):]
 
 
-class MetricsUnavailable(LabError):
-    """/metrics could not be read."""
+MetricsUnavailable = ServerRequestError
+"""/metrics could not be read: the connection layer's error (ServerUnavailable, KeyRejected or
+RequestRejected), under the name this module has always raised."""
+KEY_HINT = ("pass the server or its lab name (fetch_metrics(srv)), or "
+            "fetch_metrics(url, api_key=srv.api_key)")
+"""The fix when a key given by hand is refused."""
 
 
 @dataclass(frozen=True)
@@ -246,56 +248,24 @@ def parse_metrics(text: str) -> dict[str, ModelMetrics]:
     return {model: a.metrics(model) for model, a in per_model.items() if model}
 
 
-def _endpoint(target: Server | str, api_key: str | None) -> tuple[str, Callable[[], str]]:
-    """Base URL and a function giving the current API key (a restart writes a new one)."""
-    if not isinstance(target, str):
-        srv = target
-        return srv.base_url, (lambda: api_key or srv.api_key)
-    if target.startswith(("http://", "https://")):
-        return target.rstrip("/").removesuffix("/v1"), (lambda: api_key or "")
-    from . import server
-
-    srv = server.get(target)
-    return srv.base_url, (lambda: api_key or srv.api_key)
+def _connect(target: Server | str, api_key: str | None) -> Connection:
+    """The connection to `target`: a lab server's (key file), or a bare URL with `api_key`."""
+    return Connection.of(target, api_key=api_key, key_hint=KEY_HINT)
 
 
-def _get(base_url: str, key: str, timeout: float) -> str:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    try:
-        response = httpx.get(f"{base_url}/metrics", timeout=timeout, headers=headers)
-        response.raise_for_status()
-    except httpx.HTTPStatusError as exc:
-        if exc.response.status_code == 401:
-            raise MetricsUnavailable(
-                f"{base_url}/metrics refused the request (401): it needs the server's API key.",
-                cause="a bare URL was given without api_key=, or the key is out of date",
-                fix="pass the server or its lab name (fetch_metrics(srv)), or "
-                "fetch_metrics(url, api_key=srv.api_key)",
-            ) from exc
-        raise MetricsUnavailable(
-            f"{base_url}/metrics answered {exc.response.status_code}.",
-            cause="not a vLLM server, or it is still starting",
-            fix="check it with `vllm-lab status`; start it with `vllm-lab up`",
-        ) from exc
-    except httpx.HTTPError as exc:
-        raise MetricsUnavailable(
-            f"Cannot read {base_url}/metrics: {type(exc).__name__}: {exc}",
-            cause="the server is stopped, still starting, or not a vLLM server",
-            fix="check it with `vllm-lab status`; start it with `vllm-lab up`",
-        ) from exc
-    return response.text
+def _snapshot(conn: Connection, timeout: float) -> MetricsSnapshot:
+    text = conn.get("/metrics", timeout=timeout).text
+    return MetricsSnapshot(time=time.time(), base_url=conn.base_url, models=parse_metrics(text))
 
 
-def fetch_metrics(target: Server | str, timeout: float = 5.0, *,
+def fetch_metrics(target: Server | str, timeout: float = QUICK_TIMEOUT_S, *,
                   api_key: str | None = None) -> MetricsSnapshot:
     """GET /metrics of a server (a Server, a lab server name or a base URL) and parse it.
 
     The request carries the server's API key: a Server's or a lab server's own, or `api_key`
     for a bare URL.
     """
-    base_url, key = _endpoint(target, api_key)
-    text = _get(base_url, key(), timeout)
-    return MetricsSnapshot(time=time.time(), base_url=base_url, models=parse_metrics(text))
+    return _snapshot(_connect(target, api_key), timeout)
 
 
 # -- recording ---------------------------------------------------------------------------------
@@ -307,14 +277,14 @@ class MetricsRecorder:
     `frame()` returns everything so far as a DataFrame: one row per sample and model, with the
     per-interval columns (DERIVED) computed from consecutive samples. A failed sample is
     skipped and kept in `last_error`; the recorder keeps trying, so it survives a server
-    restart (the API key is re-read for every sample).
+    restart (its connection finds the server again and re-reads the key on a 401).
     """
 
     def __init__(self, target: Server | str, interval: float = 1.0, max_rows: int = 10_000,
-                 timeout: float = 5.0, *, api_key: str | None = None) -> None:
+                 timeout: float = QUICK_TIMEOUT_S, *, api_key: str | None = None) -> None:
         if interval <= 0:
             raise ValueError("interval must be > 0 seconds")
-        self._base_url, self._key = _endpoint(target, api_key)
+        self._conn = _connect(target, api_key)
         self.interval = float(interval)
         self._max_rows = max_rows
         self._timeout = timeout
@@ -328,7 +298,12 @@ class MetricsRecorder:
 
     @property
     def base_url(self) -> str:
-        return self._base_url
+        return self._conn.base_url
+
+    @property
+    def connection(self) -> Connection:
+        """How samples reach the server (lab_helpers.connect)."""
+        return self._conn
 
     @property
     def running(self) -> bool:
@@ -337,12 +312,10 @@ class MetricsRecorder:
     def sample(self) -> MetricsSnapshot | None:
         """Take one sample now and append it; None (and `last_error` set) if it failed."""
         try:
-            text = _get(self._base_url, self._key(), self._timeout)
+            snap = _snapshot(self._conn, self._timeout)
         except MetricsUnavailable as exc:
             self.last_error = exc.what
             return None
-        snap = MetricsSnapshot(time=time.time(), base_url=self._base_url,
-                               models=parse_metrics(text))
         self.last_error = None
         with self._lock:
             if self._started is None:
@@ -394,7 +367,7 @@ class MetricsRecorder:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return (f"<MetricsRecorder {self._base_url} every {self.interval:g} s, {state}, "
+        return (f"<MetricsRecorder {self.base_url} every {self.interval:g} s, {state}, "
                 f"{self.samples_taken} samples>")
 
 

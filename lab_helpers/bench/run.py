@@ -14,8 +14,9 @@ Decisions:
   (`HF_HUB_OFFLINE=1`), and requests use `/v1/completions`, which vLLM and llama.cpp's
   `llama-server` both accept as GuideLLM sends it.
 - Lab servers require their API key on every route: it goes to GuideLLM's OpenAI backend as
-  `api_key` (a Bearer token). The key is checked with one request *before* the benchmark, so a
-  wrong key fails in a second with a clear error instead of a report full of 401s.
+  `api_key` (a Bearer token). The key is checked with one request *before* the benchmark
+  (through `lab_helpers.connect`), so a wrong key fails in a second with a clear error
+  instead of a report full of 401s.
 - GuideLLM is async and a notebook kernel already runs an event loop, so the run gets its own
   loop in a worker thread. GuideLLM spawns worker processes for the load; on a 2-core machine
   more than two only steal CPU from the server being measured, so their number is capped.
@@ -35,8 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from ..connect import QUICK_TIMEOUT_S, Connection, ServerRequestError
 from ..errors import LabError
 from ..paths import lab_home
 from .load import BenchConfigError, Load
@@ -106,32 +106,19 @@ class BenchRun:
     frame: pd.DataFrame = field(repr=False)
 
 
-def check_target(target: Target, timeout: float = 10.0) -> None:
-    """One authenticated GET /v1/models: reachable, key accepted, model served."""
-    headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+def check_target(target: Target, timeout: float = QUICK_TIMEOUT_S) -> None:
+    """One authenticated GET /v1/models: reachable, key accepted, model served.
+
+    With the target's own key, never re-read: GuideLLM sends that key, so it is the one that
+    must work. A failure is the connection layer's error, raised as a BenchError.
+    """
+    conn = Connection(target.base_url, api_key=target.api_key,
+                      key_hint="build the target from the running server: "
+                               "bench.Target.from_server(srv)")
     try:
-        response = httpx.get(f"{target.base_url}/v1/models", headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise BenchError(
-            f"Cannot reach {target.base_url}: {type(exc).__name__}: {exc}",
-            cause="the server is stopped or still starting",
-            fix="check it with `vllm-lab status`; start it with `vllm-lab up`",
-        ) from exc
-    if response.status_code == 401:
-        raise BenchError(
-            f"{target.base_url} refused the benchmark's API key (401).",
-            cause="no key, or the key of another server (a restart writes a new one)",
-            fix="build the target from the running server: bench.Target.from_server(srv)",
-        )
-    if response.status_code != 200:
-        raise BenchError(f"{target.base_url}/v1/models answered {response.status_code}.",
-                         cause="not an OpenAI-compatible server",
-                         fix="check it with `vllm-lab status`")
-    served = [m.get("id") for m in response.json().get("data", [])]
-    if target.model not in served:
-        raise BenchError(f"Model {target.model!r} is not served at {target.base_url}.",
-                         cause=f"the server serves {served}",
-                         fix="use the server's own name: bench.Target.from_server(srv)")
+        conn.require_model(target.model, timeout=timeout)
+    except ServerRequestError as exc:
+        raise BenchError(exc.what, cause=exc.cause, fix=exc.fix) from exc
 
 
 def scenario(target: Target, load: Load, out_dir: Path) -> Any:

@@ -369,6 +369,9 @@ class Server:
                 for what, cmd in commands.items()}
 
     def client(self, **kwargs: object):  # -> openai.OpenAI
+        """The plain openai client, as a learner writes it by hand (the notebooks show it
+        before the helpers). The lab's own helpers use `lab_helpers.connect` instead: the key
+        re-read after a restart, the lab's timeouts, no retries, errors with their fix."""
         from openai import OpenAI
 
         return OpenAI(base_url=f"{self.base_url}/v1", api_key=self.api_key, **kwargs)

@@ -75,7 +75,9 @@ def score(loop: ToolLoop, case: Case, choice: ChoiceForCase) -> dict[str, Any]:
         messages.append({"role": "system", "content": loop.system_prompt})
     messages.append({"role": "user", "content": case.request})
     start = time.perf_counter()
-    response = loop.client.chat.completions.create(**loop.request_kwargs(messages, choice))
+    kwargs = loop.request_kwargs(messages, choice)
+    response = loop.connection.request(lambda client: client.chat.completions.create(**kwargs),
+                                       what=f"the scoring request ({label})")
     seconds = time.perf_counter() - start
     message = response.choices[0].message
     calls = [ToolCall.from_openai(c) for c in (message.tool_calls or [])]

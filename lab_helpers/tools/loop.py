@@ -21,6 +21,10 @@ After the first round, forcing again would loop forever, so later rounds use `th
 default) unless `tool_choice` is a list: one choice per round (a named tool per round drives a
 multi-call task a small model cannot do in one turn). `max_rounds` bounds the model requests;
 a transcript that runs out of rounds says so (`stop_reason == "max_rounds"`) and has no answer.
+
+Requests go through `lab_helpers.connect`: no retries, the key re-read on a 401 (a replaced
+server), and a failed round raises the connection layer's error (ServerUnavailable,
+RequestRejected, KeyRejected), never a raw `openai` one.
 """
 
 from __future__ import annotations
@@ -33,14 +37,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import openai
 
-from ..chat import RESTART_FIX, ServerUnavailable
+from ..connect import Connection
 from ..errors import LabError
 from .executor import ToolExecutor, ToolResult
 from .registry import ToolCall
 
 if TYPE_CHECKING:
-    from openai import OpenAI
-
     from ..server import Server
 
 ToolChoice = str | dict[str, Any]
@@ -50,6 +52,10 @@ DEFAULT_SYSTEM_PROMPT = (
     "customers and products, to book callbacks and to open tickets. Answer briefly, using "
     "only facts the tools returned."
 )
+# What a refused round (HTTP 4xx) means, and what to do (cause, fix).
+REJECTED = ("the request (tools, tool_choice, messages) is invalid for this server",
+            "check the tools and tool_choice the round sent (loop.request_kwargs(...)), then "
+            "run again")
 
 
 class ToolLoopError(LabError, ValueError):
@@ -127,7 +133,7 @@ class ToolLoop:
     """Runs conversations with tools against one server, through one executor."""
 
     def __init__(self, server: Server | None = None, executor: ToolExecutor | None = None, *,
-                 client: OpenAI | None = None, model: str | None = None,
+                 client: openai.OpenAI | None = None, model: str | None = None,
                  system_prompt: str = DEFAULT_SYSTEM_PROMPT, temperature: float = 0.0,
                  max_tokens: int = 200, max_rounds: int = 4) -> None:
         if executor is None:
@@ -140,9 +146,7 @@ class ToolLoop:
                                 fix="ToolLoop(srv, executor) with srv = server.start(...)")
         if max_rounds < 1:
             raise ToolLoopError(f"max_rounds={max_rounds} must be at least 1.")
-        self._server = None if client is not None else server
-        self._client = client
-        self._client_key: str | None = None
+        self._conn = Connection.of(client if client is not None else server)
         self.model = model
         self.executor = executor
         self.system_prompt = system_prompt
@@ -151,16 +155,14 @@ class ToolLoop:
         self.max_rounds = max_rounds
 
     @property
-    def client(self) -> OpenAI:
-        """The server's client; rebuilt when its API key changes (a replaced server gets a
-        new key, and a client holding the old one would be refused with 401)."""
-        if self._server is None:
-            return self._client  # type: ignore[return-value]
-        key = self._server.api_key
-        if self._client is None or key != self._client_key:
-            self._client = self._server.client()
-            self._client_key = key
-        return self._client
+    def connection(self) -> Connection:
+        """The server's connection (a `client=` given by the caller is used as it is)."""
+        return self._conn
+
+    @property
+    def client(self) -> openai.OpenAI:
+        """The openai client requests go through now (the connection's current one)."""
+        return self._conn.openai()
 
     @property
     def registry(self):
@@ -250,27 +252,22 @@ class ToolLoop:
 
     def _request(self, messages: list[dict[str, Any]], choice: ToolChoice, index: int,
                  stream: bool) -> Round:
-        try:
-            return self._send(messages, choice, index, stream)
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            raise ServerUnavailable(f"The server at {self.client.base_url} did not answer "
-                                    f"round {index + 1} of the tool loop.",
-                                    cause=type(exc).__name__, fix=RESTART_FIX) from exc
-        except openai.BadRequestError as exc:
-            raise ToolLoopError(f"The server refused round {index + 1}: {exc.message}",
-                                cause="the request (tools, tool_choice, messages) is invalid "
-                                      "for this server") from exc
+        """One round through the connection (a streamed one is read inside it, so a stream
+        that breaks is translated too)."""
+        return self._conn.request(
+            lambda client: self._send(client, messages, choice, index, stream),
+            what=f"round {index + 1} of the tool loop", rejected=REJECTED)
 
-    def _send(self, messages: list[dict[str, Any]], choice: ToolChoice, index: int,
-              stream: bool) -> Round:
+    def _send(self, client: openai.OpenAI, messages: list[dict[str, Any]], choice: ToolChoice,
+              index: int, stream: bool) -> Round:
         kwargs = self.request_kwargs(messages, choice)
         rnd = Round(index=index, tool_choice=choice)
         start = time.perf_counter()
         if stream:
-            _stream_into(rnd, self.client.chat.completions.create(
+            _stream_into(rnd, client.chat.completions.create(
                 **kwargs, stream=True, stream_options={"include_usage": True}))
         else:
-            response = self.client.chat.completions.create(**kwargs)
+            response = client.chat.completions.create(**kwargs)
             msg = response.choices[0].message
             rnd.content = msg.content or ""
             rnd.calls = [ToolCall.from_openai(c) for c in (msg.tool_calls or [])]

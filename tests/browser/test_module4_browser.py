@@ -31,7 +31,14 @@ def _ask_and_decide(page, chat, message: str, button: str) -> str:
     chat.locator("select").first.select_option(label=TOOL)
     widget_button(chat, "Send").click()
     pending = chat.locator(".approval-pending")
-    wait_until(lambda: pending.count() > 0, 300, "the call to wait for approval")
+
+    def waiting() -> bool:
+        """A card is up; an error the widget shows ends the wait at once, with its text."""
+        text = chat.inner_text()
+        assert "Likely cause" not in text and "Unexpected error" not in text, text
+        return pending.count() > 0
+
+    wait_until(waiting, 300, "the call to wait for approval")
     card = pending.first.inner_text()
     assert "acme" in card and "create_ticket" in card and "customer_email" in card
     screenshot(page, f"module4-pending-{button.lower()}")

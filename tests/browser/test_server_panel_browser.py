@@ -20,6 +20,26 @@ def _state(row) -> str:
     return text
 
 
+def _assert_command_of_the_default_runtime(command: str) -> None:
+    """The panel (runtime "auto", the kernel inherits this environment) previews the command
+    of the runtime the shared test servers use: a `podman run` with the lab's container, or
+    the local launcher with the key file's variable."""
+    from lab_helpers.config import embedding_server
+    from lab_helpers.server import choose_runtime
+    from lab_helpers.server.keyguard import KEY_FILE_ENV
+    from lab_helpers.server.local import LAUNCHER
+
+    cfg = embedding_server()
+    kind, why = choose_runtime(cfg)
+    assert f"--served-model-name {cfg.model_name}" in command and "--runner pooling" in command
+    if kind == "podman":
+        assert "podman run" in command and f"--name {cfg.container_name}" in command, (why, command)
+        assert LAUNCHER.name in command
+    else:
+        assert "podman" not in command, (why, command)
+        assert str(LAUNCHER) in command and f"{KEY_FILE_ENV}=" in command, (why, command)
+
+
 def test_panel_starts_follows_and_stops_a_server(jupyterlab, page):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "vllm-lab", "display_name": "vLLM Lab",
@@ -43,7 +63,8 @@ def test_panel_starts_follows_and_stops_a_server(jupyterlab, page):
     start = widget_button(row, "Start")
     wait_until(lambda: _state(row) == "stopped", 30, "the stopped state")
     row.get_by_text("command").click()  # the <details> with the exact command
-    assert "podman run" in row.inner_text() or "vllm.entrypoints" in row.inner_text()
+    command = row.locator("pre").inner_text()
+    _assert_command_of_the_default_runtime(command)
 
     # Start opens the log view, which follows the server's log while it starts.
     start.click()

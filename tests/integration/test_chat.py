@@ -313,12 +313,20 @@ def test_metrics_need_the_key_and_the_lab_sends_it(chat_srv):
     with pytest.raises(MetricsUnavailable) as err:
         fetch_metrics(chat_srv.base_url)
     assert "401" in err.value.what
+    before = fetch_metrics(chat_srv).model(chat_srv.model_name)
+    # One short request between the reads: each way of fetching must see its prompt counted.
+    session = ChatSession(chat_srv, temperature=0, max_tokens=1)
+    session.stream("Hello?")
+    prompt = session.last_stats.prompt_tokens
+    assert prompt > 0
     by_server = fetch_metrics(chat_srv).model(chat_srv.model_name)
     by_name = fetch_metrics(chat_srv.name).model(chat_srv.model_name)
     by_url = fetch_metrics(chat_srv.base_url, api_key=chat_srv.api_key).model(
         chat_srv.model_name)
     for m in (by_server, by_name, by_url):
-        assert m.kv_cache_usage is not None and m.prefix_cache_queries_total >= 0
+        assert m.kv_cache_usage is not None
+        assert m.prompt_tokens_total - before.prompt_tokens_total >= prompt
+        assert m.prefix_cache_queries_total - before.prefix_cache_queries_total >= prompt
 
 
 def test_recorder_derives_latencies_per_interval_from_a_live_server(chat_srv):

@@ -1,13 +1,15 @@
 """Modules 2-5 against a lab server in the runtime their notebooks do not use under nbval.
 
-The notebooks run under nbval with the default runtime (Podman here), and module 1 runs once
-more as local processes (test_notebook_profiles.py). Modules 2-5 only *use* a running server,
-so here each one's core step runs against the shared chat server of the other runtime
-(`local_chat_srv`, a local process; skipped where the notebooks themselves ran locally): a
-constrained answer that validates in every mode, a tool call executed against the ACME
-database, an MCP tool call through the approval gate, and a GuideLLM run read from its own
-report. Checked by structure, never by wording. (Both runtimes here as well would repeat what
-nbval already ran against the same Podman server: about 70 s.)
+The notebooks run under nbval with the default runtime (`choose_runtime`: Podman where it works
+and the image is built, else local processes), and module 1 runs once more as local processes
+(test_notebook_profiles.py). Modules 2-5 only *use* a running server, so here each one's core
+step runs against a chat server of the other runtime: the shared `local_chat_srv` when the
+default is Podman; when the default is local (VLLM_LAB_RUNTIME=local, or no usable Podman), a
+Podman chat server of this module's own, and a skip only where Podman is not usable at all
+(then there is no other runtime). The steps: a constrained answer that validates in every mode,
+a tool call executed against the ACME database, an MCP tool call through the approval gate, and
+a GuideLLM run read from its own report. Checked by structure, never by wording. (Both
+runtimes here as well would repeat what nbval already ran against the same server: about 70 s.)
 """
 
 from __future__ import annotations
@@ -36,19 +38,38 @@ pytestmark = pytest.mark.integration
 
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def srv(request):
-    """The shared chat server of the runtime nbval's notebooks did not use."""
+    """A chat server of the runtime nbval's notebooks did not use (whichever that is)."""
+    from lab_helpers import server
     from lab_helpers.config import chat_server
-    from lab_helpers.server import choose_runtime
+    from lab_helpers.paths import port_base
+    from lab_helpers.podman_cli import image_exists, podman_status
 
-    default, why = choose_runtime(chat_server("cpu"))
-    if default != "podman":
-        pytest.skip(f"the notebooks ran as local processes ({why}); Podman is not available "
-                    "as the other runtime")
-    srv = request.getfixturevalue("local_chat_srv")
-    assert srv.runtime.kind == "local"
-    return srv
+    config = chat_server("cpu")
+    default, why = server.choose_runtime(config)
+    if default == "podman":
+        other = request.getfixturevalue("local_chat_srv")
+        assert other.runtime.kind == "local"
+        yield other
+        return
+    usable, reason = podman_status()
+    if not usable:
+        pytest.skip(f"the notebooks ran as local processes ({why}) and Podman is not usable "
+                    f"({reason}): there is no other runtime")
+    if not image_exists(config.image):
+        pytest.fail(f"the notebooks ran as local processes ({why}); Podman works but the lab "
+                    "image is not built: run `vllm-lab build-image` (./lab test does)")
+    # The shared chat_srv is the local one here: a Podman twin under its own name and port,
+    # stopped when this module ends unless it was already running.
+    podman_config = chat_server("cpu", name="chat-podman", port=port_base() + 13)
+    was_running = any(i.name == podman_config.name and i.runtime == "podman"
+                      for i in server.list_servers())
+    other = server.start(podman_config, runtime="podman")
+    assert other.runtime.kind == "podman"
+    yield other
+    if not was_running:
+        server.get_runtime("podman").remove(podman_config.name)
 
 
 def test_module2_every_constraint_validates(srv):

@@ -145,13 +145,24 @@ def test_local_directory_needs_a_parser(tiny_model_dir):
     assert cfg.model == str(tiny_model_dir) and cfg.model_name == tiny_model_dir.name
 
 
-def test_availability_says_why():
-    no_gpu = (False, "no NVIDIA driver")
+def test_availability_says_why(monkeypatch):
+    no_gpu, l4 = (False, "no NVIDIA driver"), (True, "L4, 24 GiB")
+    gated, open_model = find("meta-llama/Llama-3.1-8B-Instruct"), find("Qwen/Qwen2.5-7B-Instruct")
+    assert gated.gated and not open_model.gated
+    monkeypatch.delenv("HF_TOKEN", raising=False)
     assert availability(find("smollm2-135m-instruct"), gpu=no_gpu)[0]
-    ok, why = availability(find("meta-llama/Llama-3.1-8B-Instruct"), gpu=no_gpu)
-    assert not ok and "GPU" in why
-    ok, why = availability(find("meta-llama/Llama-3.1-8B-Instruct"), gpu=(True, "L4, 24 GiB"))
-    assert ok or "HF_TOKEN" in why
+    ok, why = availability(gated, gpu=no_gpu)
+    assert not ok and "GPU" in why and "no NVIDIA driver" in why
+    # A GPU but no token: only the token is missing, and the reason says so.
+    ok, why = availability(gated, gpu=l4)
+    assert not ok and "HF_TOKEN" in why and "GPU" not in why
+    ok, why = availability(open_model, gpu=l4)
+    assert ok and "L4, 24 GiB" in why
+    # With a token, the gated model runs on that GPU.
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    ok, why = availability(gated, gpu=l4)
+    assert ok and "L4, 24 GiB" in why and "HF_TOKEN" not in why
+    assert not availability(gated, gpu=no_gpu)[0]
 
 
 def test_gpu_memory_holds_the_bf16_weights():

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import LabError, ModelNotFound
+from .models import bundled_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -194,9 +195,7 @@ def chat_config(profile: Device, base: ServerConfig, model: str,
     entry = find(model)
     local = model.startswith(("/", "./", "../", "~")) or Path(model).expanduser().is_dir()
     if entry is not None and entry.bundled:
-        from .config import _bundled
-
-        path, context = _bundled(entry.key)
+        path, context = bundled_model(entry.key)
         fields: dict[str, Any] = {
             "model": path, "served_model_name": entry.served_model_name,
             "max_model_len": entry.max_model_len or context,

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .catalog import chat_config
 from .errors import ConfigError
+from .models import CHAT_MODEL, EMBEDDING_MODEL, bundled_model
 from .paths import container_name, port_base
 
 Device = Literal["cpu", "gpu"]
@@ -215,14 +217,6 @@ class ServerConfig:
         return env
 
 
-def _bundled(key: str) -> tuple[str, int | None]:
-    """Path and context length of a bundled model, prepared if needed."""
-    from .models import model_facts, prepare_model
-
-    path = prepare_model(key, progress=False)
-    return str(path), model_facts(path).max_context
-
-
 def chat_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
     """The chat server of a profile, with tool calling on (modules 1-4 share it).
 
@@ -233,9 +227,7 @@ def chat_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
     context length; a model outside it needs `tool_call_parser=` by hand (UnknownModel).
     """
     if profile == "cpu":
-        from .models import CHAT_MODEL
-
-        model, context = _bundled(CHAT_MODEL)
+        model, context = bundled_model(CHAT_MODEL)
         base = ServerConfig(
             model=model,
             name="chat",
@@ -269,8 +261,6 @@ def chat_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
         model = GPU_CHAT_MODEL
     if model is not None and (profile == "gpu" or model != base.model):
         # Parser, template and context length for the model come from the catalog.
-        from .catalog import chat_config
-
         return chat_config(profile, base, str(model), overrides)
     return base.replace(**overrides) if overrides else base
 
@@ -278,9 +268,7 @@ def chat_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
 def embedding_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
     """A second server with the bundled embeddings model (all-MiniLM-L6-v2)."""
     if profile == "cpu":
-        from .models import EMBEDDING_MODEL
-
-        model, context = _bundled(EMBEDDING_MODEL)
+        model, context = bundled_model(EMBEDDING_MODEL)
         base = ServerConfig(
             model=model, name="embed", served_model_name=EMBEDDING_MODEL, port=port_base() + 1,
             max_model_len=context, runner="pooling", dtype="float32", device="cpu",

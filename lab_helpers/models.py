@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from .errors import LabError, ModelCacheError, ModelNotFound
 from .model_facts import PREPARE_FIX, ModelFacts, model_facts
+from .model_int8 import STEPS, write_int8_copy
 from .paths import models_dir
 
 __all__ = ["BUNDLED", "CHAT_MODEL", "EMBEDDING_MODEL", "INT8_CHAT_MODEL", "MANIFEST",
@@ -224,8 +225,6 @@ def _build_embedding(spec: BundledModel, out: Path) -> Iterator[str]:
 
 def _build_int8(spec: BundledModel, out: Path) -> Iterator[str]:
     """The base model's prepared directory with int8 linear weights (see model_int8)."""
-    from .model_int8 import write_int8_copy
-
     yield f"Preparing {spec.base}"
     src = prepare_model(spec.base or "", progress=False)
     yield from write_int8_copy(src, out, ignore=(MANIFEST,))
@@ -234,8 +233,6 @@ def _build_int8(spec: BundledModel, out: Path) -> Iterator[str]:
 def _builder(spec: BundledModel) -> tuple[Callable[[BundledModel, Path], Iterator[str]], int]:
     """The build function and how many steps it yields (for the bar; plus one for the manifest)."""
     if spec.quantization == "w8a8":
-        from .model_int8 import STEPS
-
         return _build_int8, STEPS + 1
     return (_build_chat, 5) if spec.kind == "chat" else (_build_embedding, 1)
 
@@ -425,3 +422,9 @@ def model_path(key: str) -> Path:
             fix=PREPARE_FIX,
         )
     return path
+
+
+def bundled_model(key: str) -> tuple[str, int | None]:
+    """Path and context length of a bundled model (`key` in BUNDLED), prepared if needed."""
+    path = prepare_model(key, progress=False)
+    return str(path), model_facts(path).max_context

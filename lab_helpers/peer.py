@@ -35,9 +35,12 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from .bench import Target
+from .bench.run import default_tokenizer
 from .config import usable_cores
 from .errors import LabError
 from .paths import logs_dir, servers_dir
+from .server import free_port, port_is_free
 
 if TYPE_CHECKING:
     from .bench import Target
@@ -128,9 +131,6 @@ class LlamaServer:
 
     def target(self, label: str | None = None) -> Target:
         """A benchmark target; prompts are sized with the bf16 model's identical tokenizer."""
-        from .bench import Target
-        from .bench.run import default_tokenizer
-
         return Target(base_url=self.base_url, model=self.model_name,
                       tokenizer=default_tokenizer(), api_key=self.api_key,
                       label=label or f"llama-server -np {self.parallel}")
@@ -180,8 +180,6 @@ def start_llama_server(*, parallel: int = 16, threads: int | None = None,
 
     threads: default all usable cores, the same as the lab's vLLM CPU default.
     """
-    from .server import free_port, port_is_free
-
     if parallel < 1:
         raise ValueError("parallel must be >= 1")
     threads = threads or usable_cores()

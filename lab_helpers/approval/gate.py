@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .audit import AuditLog, AuditWarning, summarize
+from .decisions import Decision, PendingCall, checked_decision
 from .policy import (
     CHOICES,
     DENIED_BY_USER,
@@ -57,7 +58,6 @@ from .policy import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..tools.executor import Decision, PendingCall
     from ..tools.registry import ToolRegistry
 
 
@@ -95,9 +95,7 @@ class ApprovalGate:
         `server`. A tool that would be auto-approved keeps `writes=False`; every other tool is
         marked `writes=True`, so the executor asks this gate (`executor_hook`) before running it.
         """
-        from ..tools.registry import ToolRegistry
-
-        guarded = ToolRegistry()
+        guarded = type(registry)()  # the same kind of registry, empty
         for name in registry.names:
             spec = registry.get(name)
             fn = spec.function
@@ -124,8 +122,6 @@ class ApprovalGate:
 
     def executor_hook(self, pending_call: PendingCall) -> Decision:
         """The executor's `decide`: ask (or apply the policy), record, and grant one run."""
-        from ..tools.executor import Decision
-
         name = pending_call.call.name
         try:
             identity, writes = self._identities[name]
@@ -146,8 +142,6 @@ class ApprovalGate:
             return decide
 
         def hook(pending_call: PendingCall) -> Decision:
-            from ..tools.executor import Decision, checked_decision
-
             name = pending_call.call.name
             if name not in self._identities:
                 return Decision.deny(f"{name} is not guarded by this gate")

@@ -36,10 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import chat_server
 from ..connect import QUICK_TIMEOUT_S, Connection, ServerRequestError
 from ..errors import LabError
 from ..paths import lab_home
 from .load import BenchConfigError, Load
+from .report import report_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,8 +88,6 @@ class Target:
 
 def default_tokenizer() -> str:
     """The bundled chat model's directory (prepared on first use): SmolLM2's tokenizer."""
-    from ..config import chat_server
-
     return chat_server("cpu").model
 
 
@@ -214,8 +214,6 @@ def run_benchmark(target: Target, load: Load, *, label: str | None = None,
     """
     from guidellm.benchmark.entrypoints import benchmark_generative_text
     from guidellm.settings import settings
-
-    from .report import report_frame
 
     if not isinstance(load, Load):
         raise BenchConfigError("load must be a bench.Load.",

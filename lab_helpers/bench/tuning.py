@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import ServerConfig
+from .. import server
+from ..config import COMPILE_IMAGE, CPU_IMAGE, ServerConfig
+from ..models import BUNDLED, INT8_CHAT_MODEL, prepare_model
+from ..paths import models_dir, servers_dir
 from .load import Load
 from .report import combine
 from .run import BenchError, BenchRun, Target, run_benchmark
@@ -59,10 +62,6 @@ def cpu_variants(base: ServerConfig) -> list[Variant]:
     the base uses the default CPU image. `int8-weights` serves the bundled int8 copy of the
     model under the base's served name (prepared by `run_variant` when missing).
     """
-    from ..config import COMPILE_IMAGE, CPU_IMAGE
-    from ..models import INT8_CHAT_MODEL
-    from ..paths import models_dir
-
     env = dict(base.env)
     compiler_image = COMPILE_IMAGE if base.image == CPU_IMAGE else base.image
     return [
@@ -169,8 +168,6 @@ def run_variant(variant: Variant, load: Load, *, port: int | None = None,
     Refused while another benchmark's "bench-*" server runs (its figures and this one's would
     both be wrong), with the command that stops it; one whose benchmark process was killed is
     stopped instead."""
-    from .. import server
-
     for name in stop_orphans():
         warnings.warn(f"stopped {name}, left running by a killed benchmark", stacklevel=2)
     busy = sorted(info.name for info in server.list_servers()
@@ -198,8 +195,6 @@ def stop_orphans() -> list[str]:
     """Stop the "bench-*" servers whose benchmark process is gone (killed: its server, in a
     session of its own, outlives it); returns their names. Only servers `run_variant` started
     (they have an owner file) are candidates: a server someone started by hand is left alone."""
-    from .. import server
-
     stopped = []
     for info in server.list_servers():
         if (info.name.startswith("bench-") and _owner_path(info.name).exists()
@@ -211,8 +206,6 @@ def stop_orphans() -> list[str]:
 
 
 def _owner_path(name: str) -> Path:
-    from ..paths import servers_dir
-
     return servers_dir() / f"{name}.bench-owner"
 
 
@@ -246,9 +239,6 @@ def owner_is_gone(name: str) -> bool:
 
 def _prepare_bundled(config: ServerConfig) -> None:
     """Build the bundled model a variant serves if it is one and not prepared yet (seconds)."""
-    from ..models import BUNDLED, prepare_model
-    from ..paths import models_dir
-
     path = config.model_path
     if path is not None and path.parent == models_dir().resolve() and path.name in BUNDLED:
         prepare_model(path.name, progress=False)

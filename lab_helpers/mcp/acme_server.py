@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import is_loopback
 from ..errors import LabError
+from ..paths import port_base
 from ..support import WRITE_TOOLS, SupportDesk
 from .tokens import ensure_token, read_token
 
@@ -178,8 +179,6 @@ def serve(transport: str = "stdio", *, host: str = "127.0.0.1", port: int | None
         build_server(SupportDesk(db_path)).run("stdio")
         return
     import uvicorn
-
-    from ..paths import port_base
 
     port = port or port_base() + DEFAULT_HTTP_PORT_OFFSET
     path = ensure_token(token_file)

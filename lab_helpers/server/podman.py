@@ -18,13 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..config import COMPILE_IMAGE, CONTAINER_MODEL_ROOT, CONTAINER_PORT, ServerConfig
-from ..errors import ImageMissing
+from ..errors import ImageMissing, ServerStartError
 from ..paths import container_name, lab_instance, vllm_cache_dir
 from ..podman_cli import (
     image_exists,
     podman_argv,
     podman_env,
     podman_json,
+    podman_status,
     require_podman,
     run_podman,
     shell_preview,
@@ -51,8 +52,13 @@ def image_python(image: str) -> str:
     return CPU_IMAGE_PYTHON if image.startswith("localhost/vllm-lab-cpu") else "python3"
 
 
-class PodmanRuntime(Runtime):
+class PodmanRuntime(Runtime, register=True):
     kind = "podman"
+    usable_first = 0
+
+    @classmethod
+    def usable(cls) -> bool:
+        return podman_status()[0]
 
     # -- the command -----------------------------------------------------------------------
 
@@ -123,8 +129,6 @@ class PodmanRuntime(Runtime):
             argv, capture_output=True, text=True, timeout=120, check=False, env=podman_env(),
         )
         if proc.returncode != 0:
-            from ..errors import ServerStartError
-
             raise ServerStartError(
                 f"podman run failed for {config.container_name}.",
                 cause=proc.stderr.strip()[-500:],

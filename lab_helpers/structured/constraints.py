@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import LabError
+from .verdicts import verdict
 
 if TYPE_CHECKING:
     from .verdicts import Verdict
@@ -381,8 +382,6 @@ class Constraint:
     def check(self, text: str, *, finish_reason: str | None = None) -> Verdict:
         """Does `text` satisfy this constraint? (jsonschema, re.fullmatch, membership, or a
         parse with the same grammar.)"""
-        from .verdicts import verdict
-
         return verdict(self, text, finish_reason=finish_reason)
 
     def as_text(self) -> str:

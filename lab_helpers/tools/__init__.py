@@ -19,17 +19,16 @@
 
 from __future__ import annotations
 
-from ..support import WRITE_TOOLS, SupportDesk
-from .executor import (
+from ..approval.decisions import (
     Decide,
     Decision,
     PendingCall,
-    ToolExecutor,
-    ToolResult,
     approve_all,
     ask_in_notebook,
     deny_all,
 )
+from ..support import WRITE_TOOLS, SupportDesk
+from .executor import ToolExecutor, ToolResult
 from .loop import Round, ToolLoop, ToolLoopError, Transcript, choice_label, named
 from .registry import InvalidArguments, ToolCall, ToolCallError, ToolRegistry, UnknownTool
 from .schema import ToolDefinitionError, ToolSpec, tool_spec

@@ -14,7 +14,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..catalog import CATALOG, availability, find
-from ..config import ServerConfig
+from ..config import ServerConfig, chat_server
+from ..server.gpu import gpu_status
 from .chat import captured, error_html, note_html
 
 
@@ -23,8 +24,6 @@ class ModelPicker(widgets.VBox):
 
     def __init__(self, on_use: Callable[[ServerConfig], None], *, current: str | None = None,
                  port: Callable[[], int | None] = lambda: None) -> None:
-        from ..server.gpu import gpu_status
-
         self._on_use_config = on_use
         self._port = port
         gpu = gpu_status()
@@ -68,8 +67,6 @@ class ModelPicker(widgets.VBox):
 
     @captured
     def _on_use(self, _button: widgets.Button) -> None:
-        from ..config import chat_server
-
         entry = find(self._picker.value)
         if entry is None:
             return

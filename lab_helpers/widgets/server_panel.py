@@ -28,7 +28,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from .. import server
-from ..config import ServerConfig
+from ..config import ServerConfig, chat_server, embedding_server
 from ..server import RuntimeKind, ServerInfo
 from .chat import captured, error_html, note_html
 from .model_picker import ModelPicker
@@ -422,8 +422,6 @@ class ServerPanel(widgets.VBox):
         self._box.children = tuple(self._rows.values())
 
     def _default_configs(self) -> list[ServerConfig]:
-        from ..config import chat_server, embedding_server
-
         configs = []
         for make in (chat_server, embedding_server):
             try:

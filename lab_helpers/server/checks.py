@@ -7,7 +7,8 @@ server, so `start()` runs them all before it removes the server it replaces.
 from __future__ import annotations
 
 import socket
-from pathlib import Path
+
+import psutil
 
 from ..config import ServerConfig
 from ..errors import InsufficientMemory, ModelNotFound
@@ -31,10 +32,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def mem_available_bytes() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    """Memory available for new processes without swapping (the kernel's MemAvailable)."""
+    return int(psutil.virtual_memory().available)
 
 
 # Three Python processes (API server, engine core, worker) with torch loaded, measured ~1.5 GiB.

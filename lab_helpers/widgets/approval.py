@@ -22,7 +22,7 @@ import ipywidgets as widgets
 from ..approval import ApprovalGate, Choice, PendingApproval
 from ..mcp.agent import McpAgent
 from ..tools.loop import Transcript, named
-from .chat import captured, error_html
+from .shared import captured, error_html
 from .tool_transcript import transcript_html
 
 _BOX = ("border:1px solid #d0d7de;border-radius:4px;padding:6px 10px;margin:4px 0;"

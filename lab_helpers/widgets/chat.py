@@ -12,7 +12,6 @@ and how to fix it, never a traceback).
 
 from __future__ import annotations
 
-import functools
 import html
 import inspect
 import threading
@@ -32,6 +31,7 @@ from ..chat import (
 from ..errors import LabError
 from ..presets import SYSTEM_PRESETS
 from .markdown_html import CODE_STYLE, download_link, render_markdown
+from .shared import captured, error_html, note_html
 
 # How often the streamed answer is pushed to the browser (seconds): each push is a message.
 REFRESH_S = 0.05
@@ -45,43 +45,6 @@ _DEFAULTS = {
     for name, param in inspect.signature(ChatSession.__init__).parameters.items()
     if param.default is not inspect.Parameter.empty
 }
-
-
-# -- helpers shared by the lab's widgets -------------------------------------------------------
-
-
-def error_html(exc: BaseException) -> str:
-    """An error as a short HTML message: what happened, the likely cause, the fix."""
-    if isinstance(exc, LabError):
-        parts = [f"<b>{html.escape(exc.what)}</b>"]
-        if exc.cause:
-            parts.append(f"Likely cause: {html.escape(exc.cause)}")
-        if exc.fix:
-            parts.append(f"Fix: <code>{html.escape(exc.fix)}</code>")
-    else:
-        parts = [f"<b>Unexpected error: {html.escape(type(exc).__name__)}: "
-                 f"{html.escape(str(exc))}</b>",
-                 "Fix: try again; if it persists, look at the server log (vllm-lab logs)."]
-    return ('<div style="color:#a40000;white-space:pre-wrap">' + "<br>".join(parts)
-            + "</div>")
-
-
-def note_html(text: str, color: str = "#555") -> str:
-    return f'<div style="color:{color};white-space:pre-wrap">{html.escape(text)}</div>'
-
-
-def captured(method: F) -> F:
-    """Catch any exception of a widget callback and show it with the object's `_show_error`."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - shown in the widget instead of a traceback
-            self._show_error(exc)
-            return None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _turn_html(turn: ChatTurn) -> str:

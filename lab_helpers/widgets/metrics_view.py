@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..metrics import MetricsRecorder, plot_metrics
-from .chat import captured, error_html, note_html
+from .shared import captured, error_html, note_html
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,7 +16,7 @@ import ipywidgets as widgets
 from ..catalog import CATALOG, availability, find
 from ..config import ServerConfig, chat_server
 from ..server.gpu import gpu_status
-from .chat import captured, error_html, note_html
+from .shared import captured, error_html, note_html
 
 
 class ModelPicker(widgets.VBox):

@@ -21,7 +21,7 @@ import ipywidgets as widgets
 from ..structured.client import StructuredClient, StructuredResult
 from ..structured.constraints import MODES
 from ..structured.editor import Comparison, SchemaEditorModel
-from .chat import captured, error_html, note_html
+from .shared import captured, error_html, note_html
 
 if TYPE_CHECKING:
     from ..server import Server

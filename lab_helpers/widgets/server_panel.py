@@ -30,8 +30,9 @@ import ipywidgets as widgets
 from .. import server
 from ..config import ServerConfig, chat_server, embedding_server
 from ..server import RuntimeKind, ServerInfo
-from .chat import captured, error_html, note_html
 from .model_picker import ModelPicker
+from .polling import BackoffPoller
+from .shared import captured, error_html, note_html
 
 STATE_COLORS = {"healthy": "#1a7f37", "starting": "#9a6700", "stopping": "#9a6700",
                 "unhealthy": "#cf222e", "stopped": "#6e7781"}
@@ -257,15 +258,14 @@ class ServerPanel(widgets.VBox):
                  poll_interval: float | None = 2.0, max_poll_interval: float = 30.0) -> None:
         self._runtime = runtime
         self._log_tail = log_tail
-        self._poll_interval = poll_interval
-        self._max_poll_interval = max(max_poll_interval, poll_interval or 0.0)
-        self._delay = poll_interval or 0.0
         self._signature: tuple[Any, ...] | None = None
         self._refreshes = 0
         self._rows: dict[str, _ServerRow] = {}
-        self._halt = threading.Event()
-        self._wake = threading.Event()
-        self._poller: threading.Thread | None = None
+        self._poller = BackoffPoller(
+            self.refresh, busy=lambda: any(row.busy or row.follows_log
+                                           for row in self._rows.values()),
+            interval=poll_interval or 2.0, max_interval=max_poll_interval,
+            on_error=self._show_error, name="vllm-lab-server-panel") if poll_interval else None
         self._lock = threading.Lock()
 
         self._header = widgets.HTML("<b>Lab servers</b>")
@@ -297,7 +297,7 @@ class ServerPanel(widgets.VBox):
 
     @property
     def polling(self) -> bool:
-        return self._poller is not None and self._poller.is_alive()
+        return self._poller is not None and self._poller.running
 
     @property
     def message(self) -> str:
@@ -306,7 +306,7 @@ class ServerPanel(widgets.VBox):
     @property
     def poll_delay(self) -> float:
         """Seconds until the next poll: poll_interval after a change, longer while idle."""
-        return self._delay
+        return self._poller.delay if self._poller is not None else 0.0
 
     @property
     def refreshes(self) -> int:
@@ -344,27 +344,17 @@ class ServerPanel(widgets.VBox):
             return changed
 
     def start_polling(self) -> None:
-        if self.polling or not self._poll_interval:
-            return
-        self._halt.clear()
-        self._delay = self._poll_interval
-        self._poller = threading.Thread(target=self._poll, name="vllm-lab-server-panel",
-                                        daemon=True)
-        self._poller.start()
+        if self._poller is not None:
+            self._poller.start()
 
     def stop_polling(self) -> None:
-        self._halt.set()
-        self._wake.set()
-        poller = self._poller
-        if poller is not None and poller is not threading.current_thread():
-            poller.join(timeout=10)
-        self._poller = None
+        if self._poller is not None:
+            self._poller.stop()
 
     def poke(self) -> None:
         """Poll fast again now (after a click: something is about to change)."""
-        if self._poll_interval:
-            self._delay = self._poll_interval
-        self._wake.set()
+        if self._poller is not None:
+            self._poller.poke()
 
     def close(self) -> None:
         self.stop_polling()
@@ -375,24 +365,6 @@ class ServerPanel(widgets.VBox):
         super().close()
 
     # -- internals ---------------------------------------------------------------------------
-
-    def _poll(self) -> None:
-        assert self._poll_interval
-        while True:
-            self._wake.wait(self._delay)
-            self._wake.clear()
-            if self._halt.is_set():
-                return
-            try:
-                changed = self.refresh()
-            except Exception as exc:  # noqa: BLE001 - keep polling; show what went wrong
-                self._show_error(exc)
-                changed = False
-            busy = any(row.busy or row.follows_log for row in self._rows.values())
-            if changed or busy:
-                self._delay = self._poll_interval
-            else:  # nothing moves: ask less and less often
-                self._delay = min(self._delay * 2, self._max_poll_interval)
 
     def _key(self) -> frozenset[str]:
         return frozenset(name for name, row in self._rows.items() if row.config is not None)

@@ -21,7 +21,7 @@ import ipywidgets as widgets
 from ..tools.executor import ToolResult
 from ..tools.loop import Transcript, choice_label
 from ..tools.registry import ToolCall
-from .chat import captured, error_html
+from .shared import captured, error_html
 
 _STATUS_COLORS = {"ok": "#1a7f37", "error": "#a40000", "denied": "#9a6700",
                   "unknown_tool": "#a40000", "invalid_arguments": "#a40000"}

@@ -329,6 +329,7 @@ class ChatSession:
                 raise ChatBusy("A reply is still streaming.",
                                fix="wait for it, or stop it (Stop button / stop())")
         try:
+            self._conn.check()  # a server that failed last time: found again, or said so now
             limit = self.max_model_len()
             if limit is not None:
                 check_context(limit, self._max_tokens, self.model, self.messages(text),

@@ -339,6 +339,12 @@ class Connection:
         if model not in served:
             raise not_served(model, served, self.label)
 
+    def check(self) -> None:
+        """After a failure, find the server again now: ServerUnavailable at once if it is not
+        running (by name), before anything is built for the next request."""
+        if self._stale:
+            self._find_again()
+
     def translate(self, exc: BaseException, *, what: str = "the request",
                   rejected: Hint | None = None, unsent: str = "",
                   partial: str = "") -> LabError:

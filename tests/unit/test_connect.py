@@ -210,6 +210,19 @@ def test_nothing_listening_says_how_to_start_the_server():
     assert by_get.value.what.startswith(f"Cannot read {url}/v1/models")
 
 
+def test_a_lab_server_that_failed_is_looked_up_again_before_the_next_request(lab_home):
+    """After a failure, `check()` (ChatSession runs it before building a turn) finds the
+    server by name again, and says at once that it is not running."""
+    conn = Connection(f"http://127.0.0.1:{free_port()}", server_name="gone", api_key="k")
+    conn.check()  # nothing failed yet: nothing to look up
+    with pytest.raises(ServerUnavailable):
+        models(conn)
+    with pytest.raises(ServerUnavailable) as err:
+        conn.check()
+    assert err.value.what == "The lab server 'gone' is not running."
+    assert "name='gone'" in err.value.fix
+
+
 @pytest.mark.parametrize("send", [chat, models], ids=["openai", "httpx"])
 def test_a_timeout_is_not_retried(stub, send):
     stub.delay = 1.5

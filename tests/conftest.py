@@ -27,3 +27,11 @@ def lab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "lab-home"
     monkeypatch.setenv("VLLM_LAB_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def desk(tmp_path: Path):
+    """A fresh ACME support desk (SQLite, seeded) in the test's own folder."""
+    from lab_helpers.support import SupportDesk
+
+    return SupportDesk(tmp_path / "acme.sqlite")

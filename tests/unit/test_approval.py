@@ -19,15 +19,7 @@ from lab_helpers.approval import (
 )
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, ToolRegistry, acme_registry
-
-TICKET = {"customer_email": "john.smith@email.com", "subject": "Broken strap",
-          "description": "The strap broke after a week.", "priority": "high"}
-ORDER = {"order_id": "ORD-78432"}
-
-
-@pytest.fixture
-def desk(tmp_path) -> SupportDesk:
-    return SupportDesk(tmp_path / "acme.sqlite")
+from tests.acme_cases import ORDER, TICKET
 
 
 def make(desk: SupportDesk, tmp_path, decide=None, policy=None, **kw):

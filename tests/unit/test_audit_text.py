@@ -9,18 +9,10 @@ import pytest
 from lab_helpers.approval import ApprovalGate, AuditLog, scripted
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, acme_registry
-
-TICKET = {"customer_email": "john.smith@email.com", "subject": "Broken strap",
-          "description": "The strap broke after a week.", "priority": "high"}
-ORDER = {"order_id": "ORD-78432"}
+from tests.acme_cases import ORDER, TICKET
 
 # Every character str.splitlines() splits on: a reader that splits on them breaks the JSON.
 LINE_BREAKS = ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
-
-
-@pytest.fixture
-def desk(tmp_path) -> SupportDesk:
-    return SupportDesk(tmp_path / "acme.sqlite")
 
 
 def call(name: str, args: dict, id: str = "c1") -> ToolCall:

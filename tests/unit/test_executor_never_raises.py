@@ -18,15 +18,7 @@ import pytest
 from lab_helpers.approval import ApprovalGate, AuditLog, NotApproved
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, ToolRegistry, acme_registry, approve_all
-
-TICKET = {"customer_email": "john.smith@email.com", "subject": "Broken strap",
-          "description": "The strap broke after a week.", "priority": "high"}
-ORDER = {"order_id": "ORD-78432"}
-
-
-@pytest.fixture
-def desk(tmp_path) -> SupportDesk:
-    return SupportDesk(tmp_path / "acme.sqlite")
+from tests.acme_cases import ORDER, TICKET
 
 
 def call(name: str, args: dict | str, id: str = "c1") -> ToolCall:

@@ -28,8 +28,8 @@ from ..chat import (
     Endpoint,
     ServerUnavailable,
 )
+from ..chat.presets import SYSTEM_PRESETS
 from ..errors import LabError
-from ..presets import SYSTEM_PRESETS
 from .markdown_html import CODE_STYLE, download_link, render_markdown
 from .shared import captured, error_html, note_html
 

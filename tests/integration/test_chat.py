@@ -366,7 +366,7 @@ def test_prefix_cache_hits_rise_when_the_system_prompt_repeats(chat_srv):
 
 
 def test_logprobs_stream_with_top_alternatives(chat_srv):
-    from lab_helpers.logprobs import sample_with_logprobs
+    from lab_helpers.chat.logprobs import sample_with_logprobs
 
     greedy = sample_with_logprobs(chat_srv, "Suggest a name for our support bot.",
                                   temperature=0, top=3, max_tokens=8)

@@ -392,7 +392,7 @@ def test_panel_model_picker_offers_the_catalog_with_reasons(lab_home, tiny_model
 
 
 def test_preset_picker_sets_the_system_prompt_and_follows_edits(dead_url):
-    from lab_helpers.presets import SYSTEM_PRESETS
+    from lab_helpers.chat.presets import SYSTEM_PRESETS
 
     session = offline_session(dead_url)
     widget = ChatWidget(session, endpoints=[session.endpoint])

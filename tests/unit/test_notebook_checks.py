@@ -149,7 +149,7 @@ def test_the_tautology_finder_finds_tautologies(source):
 
 
 def _stats(**changes):
-    from lab_helpers.chat_turns import ReplyStats
+    from lab_helpers.chat.turns import ReplyStats
 
     base = dict(ttft_s=0.25, decode_s=1.5, total_s=1.75, prompt_tokens=31, completion_tokens=24,
                 chunks=24, finish_reason="stop", total_tokens=55)

@@ -35,8 +35,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .chat_export import to_json, to_markdown
-from .chat_turns import (
+from ..connect import (
+    DEFAULT_SERVER,
+    READ_TIMEOUT_S,
+    RESTART_FIX,
+    Connection,
+    ModelNotServed,
+    RequestRejected,
+    ServerUnavailable,
+    api_error_message,
+    not_served,
+)
+from ..errors import LabError
+from .export import to_json, to_markdown
+from .turns import (
     ChatBusy,
     ChatError,
     ChatInputError,
@@ -51,21 +63,9 @@ from .chat_turns import (
     resolve_endpoint,
     validate_settings,
 )
-from .connect import (
-    DEFAULT_SERVER,
-    READ_TIMEOUT_S,
-    RESTART_FIX,
-    Connection,
-    ModelNotServed,
-    RequestRejected,
-    ServerUnavailable,
-    api_error_message,
-    not_served,
-)
-from .errors import LabError
 
 if TYPE_CHECKING:
-    from .server import Server
+    from ..server import Server
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant for ACME Corp customers. Answer briefly."
 # What a refused chat request (HTTP 4xx) means, and what to do (cause, fix).

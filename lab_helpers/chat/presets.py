@@ -7,7 +7,7 @@ shows what guarantees a format: structured outputs).
 
 from __future__ import annotations
 
-from .chat import DEFAULT_SYSTEM_PROMPT
+from .session import DEFAULT_SYSTEM_PROMPT
 
 ACME_SUPPORT_AGENT = (
     "You are a helpful customer support assistant for ACME Corp. Be professional, "

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .chat import ChatSession
+    from .session import ChatSession
 
 FORMAT = "vllm-lab-conversation/1"
 

@@ -1,6 +1,6 @@
 """What the model almost said: the top alternatives of every generated token (logprobs).
 
-    from lab_helpers.logprobs import token_alternatives
+    from lab_helpers.chat.logprobs import token_alternatives
     token_alternatives(srv, "Name our support bot.", temperature=0, top=3)
 
 One request with `logprobs=True, top_logprobs=top`. It streams: vLLM 0.32 sends the logprobs of
@@ -15,12 +15,12 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .connect import Connection
+from ..connect import Connection
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .server import Server
+    from ..server import Server
 
 
 @dataclass(frozen=True)

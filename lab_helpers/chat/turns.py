@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import server
-from .errors import LabError
-from .models import BUNDLED
+from .. import server
+from ..errors import LabError
+from ..models import BUNDLED
 
 if TYPE_CHECKING:
-    from .server import Server
+    from ..server import Server
 
 TurnStatus = Literal["streaming", "done", "stopped"]
 

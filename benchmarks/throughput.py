@@ -35,7 +35,8 @@ from pathlib import Path
 
 from publish import RESULTS, publish
 
-from lab_helpers import bench, peer
+from lab_helpers import bench
+from lab_helpers.bench import peer
 from lab_helpers.config import chat_server, usable_cores
 
 TARGET_TUNED_VS_DEFAULT = 1.15

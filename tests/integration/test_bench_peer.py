@@ -9,7 +9,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from lab_helpers import bench, peer
+from lab_helpers import bench
+from lab_helpers.bench import peer
 
 pytestmark = [
     pytest.mark.integration,

@@ -278,7 +278,7 @@ def test_combined_changes_keep_each_change(tmp_path):
 
 
 def test_peer_command_keeps_the_key_out_of_argv(tmp_path):
-    from lab_helpers import peer
+    from lab_helpers.bench import peer
 
     if not peer.available():
         with pytest.raises(peer.PeerUnavailable) as info:
@@ -295,7 +295,7 @@ def test_peer_command_keeps_the_key_out_of_argv(tmp_path):
 
 
 def test_the_gguf_is_the_bundled_smollm2():
-    from lab_helpers import peer
+    from lab_helpers.bench import peer
 
     path = peer.gguf_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50e6
@@ -303,7 +303,7 @@ def test_the_gguf_is_the_bundled_smollm2():
 
 def test_lab_test_installs_the_peer():
     """`./lab test` installs llama-server, so the peer's tests and notebook section run there."""
-    from lab_helpers import peer
+    from lab_helpers.bench import peer
 
     if os.environ.get("VLLM_LAB_REQUIRE_PEER") != "1":
         pytest.skip("only under ./lab test (VLLM_LAB_REQUIRE_PEER=1), which installs llama-server")

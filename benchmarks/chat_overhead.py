@@ -29,7 +29,7 @@ from publish import publish
 
 from lab_helpers import server
 from lab_helpers.chat import ChatSession
-from lab_helpers.config import chat_server
+from lab_helpers.server.config import chat_server
 
 NAME = "bench-chat"
 SYSTEM = "You are a helpful assistant for ACME Corp customers."

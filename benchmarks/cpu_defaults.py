@@ -5,9 +5,9 @@
 
 vLLM's CPU backend reserves one core for its scheduler process by default; the lab's
 `ServerConfig.server_env()` sets VLLM_CPU_NUM_OF_RESERVED_CPU=0 on machines with few cores
-(lab_helpers.config.RESERVE_NO_CORE_UP_TO). This starts the old default (reserved 1, vLLM's own)
-and the new one (the lab's chat_server("cpu") as is), one after the other, each its own server
-on a free port, stopped afterwards. Against each: a warm-up, then 1 request at a time (4
+(lab_helpers.server.config.RESERVE_NO_CORE_UP_TO). This starts the old default (reserved 1,
+vLLM's own) and the new one (the lab's chat_server("cpu") as is), one after the other, each its
+own server on a free port, stopped afterwards. Against each: a warm-up, then 1 request at a time (4
 requests) and 16 at once (16 requests), all streamed, temperature 0, `ignore_eos` so every
 answer is exactly --max-tokens long. Output tokens/s = completion tokens (server's usage) over
 the wall time of the batch; TTFT is client side, first content piece.
@@ -30,7 +30,7 @@ from pathlib import Path
 from publish import publish
 
 from lab_helpers import server
-from lab_helpers.config import RESERVE_NO_CORE_UP_TO, chat_server, usable_cores
+from lab_helpers.server.config import RESERVE_NO_CORE_UP_TO, chat_server, usable_cores
 
 QUESTION = "Write a short story about a coyote who orders rockets from ACME Corp."
 LEVELS = {1: 4, 16: 16}  # concurrency -> requests

@@ -17,9 +17,9 @@ import time
 from publish import RESULTS, publish
 
 from lab_helpers import server
-from lab_helpers.config import chat_server
-from lab_helpers.image import image_for
-from lab_helpers.podman_cli import podman_status
+from lab_helpers.server.config import chat_server
+from lab_helpers.server.image import image_for
+from lab_helpers.server.podman_cli import podman_status
 
 TARGET_COLD_S = 30.0
 TARGET_REUSE_S = 2.0

@@ -33,7 +33,7 @@ from pathlib import Path
 from publish import publish
 
 from lab_helpers import server, structured
-from lab_helpers.config import chat_server
+from lab_helpers.server.config import chat_server
 from lab_helpers.structured import StructuredClient
 from lab_helpers.structured.presets import (
     TICKET_SCHEMA,

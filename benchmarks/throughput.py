@@ -37,7 +37,7 @@ from publish import RESULTS, publish
 
 from lab_helpers import bench
 from lab_helpers.bench import peer
-from lab_helpers.config import chat_server, usable_cores
+from lab_helpers.server.config import chat_server, usable_cores
 
 TARGET_TUNED_VS_DEFAULT = 1.15
 TARGET_TUNED_VS_LLAMA = 1.5

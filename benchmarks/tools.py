@@ -31,7 +31,7 @@ from pathlib import Path
 from publish import publish
 
 from lab_helpers import server
-from lab_helpers.config import chat_server
+from lab_helpers.server.config import chat_server
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolExecutor, ToolLoop, acme_registry, approve_all
 from lab_helpers.tools.evaluate import evaluate, rates, support_requests

@@ -34,7 +34,7 @@ from pathlib import Path
 from publish import RESULTS, publish
 
 from lab_helpers import bench
-from lab_helpers.config import ServerConfig, chat_server, usable_cores
+from lab_helpers.server.config import ServerConfig, chat_server, usable_cores
 
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 IOMP = str(Path(sys.prefix) / "lib" / "libiomp5.so")

@@ -25,14 +25,14 @@ def _cmd_prepare_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_build_image(args: argparse.Namespace) -> int:
-    from .image import build_image
+    from .server.image import build_image
 
     print(build_image(compiler=args.compiler, force=args.force))
     return 0
 
 
 def _cmd_podman_ok(args: argparse.Namespace) -> int:
-    from .podman_cli import podman_status
+    from .server.podman_cli import podman_status
 
     ok, reason = podman_status()
     print(reason, file=sys.stderr)
@@ -40,13 +40,13 @@ def _cmd_podman_ok(args: argparse.Namespace) -> int:
 
 
 def _configs(args: argparse.Namespace):
-    from .config import chat_server, embedding_server
+    from .server.config import chat_server, embedding_server
 
     overrides: dict[str, object] = {} if args.port is None else {"port": args.port}
     if args.eager is not None:
         overrides["enforce_eager"] = args.eager
         if not args.eager and args.profile == "cpu":
-            from .image import image_for
+            from .server.image import image_for
 
             overrides["image"] = image_for(compiler=True)
     if args.expose:
@@ -59,8 +59,8 @@ def _configs(args: argparse.Namespace):
 
 def _cmd_up(args: argparse.Namespace) -> int:
     from . import server
-    from .image import build_image, image_for
-    from .podman_cli import podman_status
+    from .server.image import build_image, image_for
+    from .server.podman_cli import podman_status
 
     for config in _configs(args):
         if (not args.dry_run and config.image == image_for(compiler=True)

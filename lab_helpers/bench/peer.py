@@ -31,10 +31,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import usable_cores
 from ..errors import LabError
 from ..paths import logs_dir
 from ..server import check_health, free_port, port_is_free
+from ..server.config import usable_cores
 from ..server.keys import key_file, new_api_key
 from .run import Target, default_tokenizer
 

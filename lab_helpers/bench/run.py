@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import chat_server
 from ..connect import QUICK_TIMEOUT_S, Connection, ServerRequestError
 from ..errors import LabError
 from ..paths import lab_home
+from ..server.config import chat_server
 from .load import BenchConfigError, Load
 from .report import report_frame
 

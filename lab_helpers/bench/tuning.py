@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import server
-from ..config import COMPILE_IMAGE, CPU_IMAGE, ServerConfig
 from ..models import BUNDLED, INT8_CHAT_MODEL, prepare_model
 from ..paths import models_dir, servers_dir
+from ..server.config import COMPILE_IMAGE, CPU_IMAGE, ServerConfig
 from .load import Load
 from .report import combine
 from .run import BenchError, BenchRun, Target, run_benchmark

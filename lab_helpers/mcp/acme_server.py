@@ -40,9 +40,9 @@ from mcp.types import ToolAnnotations
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..config import is_loopback
 from ..errors import LabError
 from ..paths import port_base
+from ..server.config import is_loopback
 from ..support import WRITE_TOOLS, SupportDesk
 from .tokens import ensure_token, read_token
 

@@ -1,6 +1,6 @@
 """Start, reuse, inspect and stop vLLM servers, in Podman or as local processes.
 
-    from lab_helpers.config import chat_server
+    from lab_helpers.server.config import chat_server
     from lab_helpers import server
 
     cfg = chat_server("cpu")
@@ -11,6 +11,12 @@
 Servers outlive the notebook kernel on purpose: module 2 reuses the server module 1 started.
 `vllm-lab down --all` (or `server.stop_all()`) stops them; a `with server.start(cfg) as srv:`
 block stops its server on exit.
+
+What the package holds: the configuration (`config`: ServerConfig and the profiles; `catalog`:
+the models the lab knows), the lifecycle (`base`, `checks`, `keys`, `keyguard`, `local`,
+`podman`, `gpu`), what a running server reports (`capacity`, `settings_table`), and what
+packages it for elsewhere (`image` with `pip_settings` and `podman_cli`; `kube`).
+May import: `models`, `errors`, `paths` (never the clients built on it: chat, tools, bench).
 """
 
 from __future__ import annotations
@@ -18,9 +24,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from ..config import COMPILE_IMAGE, ServerConfig
 from ..errors import ServerNotFound
-from ..podman_cli import image_exists, podman_status
 from .base import (
     Runtime,
     Server,
@@ -30,8 +34,10 @@ from .base import (
     free_port,
     port_is_free,
 )
+from .config import COMPILE_IMAGE, ServerConfig
 from .local import LocalRuntime
 from .podman import PodmanRuntime
+from .podman_cli import image_exists, podman_status
 
 RuntimeKind = Literal["auto", "podman", "local"]
 

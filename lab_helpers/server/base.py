@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from ..config import ServerConfig
 from ..errors import PortInUse, ServerNameInUse, ServerNotFound, ServerStartError
 from .checks import PROCESS_OVERHEAD_BYTES, free_port, port_is_free, preflight
+from .config import ServerConfig
 from .keys import key_file, new_api_key, read_api_key, start_lock
 
 __all__ = ["FATAL_LOG", "Runtime", "Server", "ServerInfo", "check_health", "free_port",

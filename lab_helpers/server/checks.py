@@ -10,9 +10,9 @@ import socket
 
 import psutil
 
-from ..config import ServerConfig
 from ..errors import InsufficientMemory, ModelNotFound
 from . import gpu
+from .config import ServerConfig
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -60,7 +60,7 @@ def preflight(config: ServerConfig, *, freed_bytes: int = 0) -> None:
             raise ModelNotFound(
                 f"Model directory {path} does not exist.",
                 cause="the path is wrong, or the bundled models are not prepared yet",
-                fix="vllm-lab prepare-models  (then use lab_helpers.config.chat_server())",
+                fix="vllm-lab prepare-models  (then use lab_helpers.server.config.chat_server())",
             )
         if not (path / "config.json").exists():
             raise ModelNotFound(

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import psutil
 
-from ..config import ServerConfig
 from ..errors import LabError
 from ..paths import logs_dir, servers_dir, vllm_cache_dir
 from .base import Runtime, ServerInfo
+from .config import ServerConfig
 from .keyguard import KEY_FILE_ENV
 from .keys import key_file
 

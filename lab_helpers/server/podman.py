@@ -17,10 +17,13 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..config import COMPILE_IMAGE, CONTAINER_MODEL_ROOT, CONTAINER_PORT, ServerConfig
 from ..errors import ImageMissing, ServerStartError
 from ..paths import container_name, lab_instance, vllm_cache_dir
-from ..podman_cli import (
+from .base import Runtime, ServerInfo
+from .config import COMPILE_IMAGE, CONTAINER_MODEL_ROOT, CONTAINER_PORT, ServerConfig
+from .keyguard import KEY_FILE_ENV
+from .keys import key_file
+from .podman_cli import (
     image_exists,
     podman_argv,
     podman_env,
@@ -30,9 +33,6 @@ from ..podman_cli import (
     run_podman,
     shell_preview,
 )
-from .base import Runtime, ServerInfo
-from .keyguard import KEY_FILE_ENV
-from .keys import key_file
 
 LAUNCHER = Path(__file__).with_name("keyguard.py")
 

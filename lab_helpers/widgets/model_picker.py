@@ -13,8 +13,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..catalog import CATALOG, availability, find
-from ..config import ServerConfig, chat_server
+from ..server.catalog import CATALOG, availability, find
+from ..server.config import ServerConfig, chat_server
 from ..server.gpu import gpu_status
 from .shared import captured, error_html, note_html
 

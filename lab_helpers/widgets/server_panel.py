@@ -7,8 +7,8 @@
 One row per configured server, plus any other running lab server it finds (those can only be
 stopped: the panel does not know their config). Starting takes ~30 s and runs on a thread; the
 log view shows the start as it happens and then follows the log while "Log" is on. The model
-picker lists the catalog (lab_helpers.catalog): models this machine can serve can be chosen for
-the chat row, the others say why not.
+picker lists the catalog (lab_helpers.server.catalog): models this machine can serve can be
+chosen for the chat row, the others say why not.
 
 One poller thread per panel refreshes the states (`podman ps`, a health check per server):
 every `poll_interval` seconds while something changes, backing off to `max_poll_interval`
@@ -28,8 +28,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from .. import server
-from ..config import ServerConfig, chat_server, embedding_server
 from ..server import RuntimeKind, ServerInfo
+from ..server.config import ServerConfig, chat_server, embedding_server
 from .model_picker import ModelPicker
 from .polling import BackoffPoller
 from .shared import captured, error_html, note_html

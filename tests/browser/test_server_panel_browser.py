@@ -24,8 +24,8 @@ def _assert_command_of_the_default_runtime(command: str) -> None:
     """The panel (runtime "auto", the kernel inherits this environment) previews the command
     of the runtime the shared test servers use: a `podman run` with the lab's container, or
     the local launcher with the key file's variable."""
-    from lab_helpers.config import embedding_server
     from lab_helpers.server import choose_runtime
+    from lab_helpers.server.config import embedding_server
     from lab_helpers.server.keyguard import KEY_FILE_ENV
     from lab_helpers.server.local import LAUNCHER
 
@@ -46,7 +46,7 @@ def test_panel_starts_follows_and_stops_a_server(jupyterlab, page):
                                  "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(
         "from lab_helpers import server\n"
-        "from lab_helpers.config import embedding_server\n"
+        "from lab_helpers.server.config import embedding_server\n"
         "from lab_helpers.widgets import ServerPanel\n"
         "cfg = embedding_server()\n"
         "server.stop(cfg.name)\n"

@@ -16,8 +16,8 @@ import pytest
 
 from lab_helpers import bench, server, structured
 from lab_helpers.cli import build_parser
-from lab_helpers.config import chat_server
 from lab_helpers.models import INT8_CHAT_MODEL
+from lab_helpers.server.config import chat_server
 from lab_helpers.structured import StructuredClient
 from lab_helpers.structured.presets import (
     TICKET_SCHEMA,
@@ -112,7 +112,7 @@ def test_a_killed_benchmarks_server_is_stopped_by_the_next_one():
     script = (
         "import time\n"
         "from lab_helpers import bench\n"
-        "from lab_helpers.config import chat_server\n"
+        "from lab_helpers.server.config import chat_server\n"
         "v = bench.Variant('orphan', 'killed mid-run', chat_server('cpu'))\n"
         "load = bench.concurrent([1], max_requests=1)\n"
         "bench.run_variant(v, load, runtime='local', progress=False,\n"

@@ -22,9 +22,9 @@ from lab_helpers.chat import (
     ModelNotServed,
     ServerUnavailable,
 )
-from lab_helpers.config import chat_server
 from lab_helpers.metrics import MetricsRecorder, fetch_metrics, plot_metrics
 from lab_helpers.paths import port_base
+from lab_helpers.server.config import chat_server
 from lab_helpers.widgets import ChatWidget, MetricsView
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from lab_helpers import image
-from lab_helpers.podman_cli import podman_status, run_podman
+from lab_helpers.server import image
+from lab_helpers.server.podman_cli import podman_status, run_podman
 
 pytestmark = [
     pytest.mark.podman,

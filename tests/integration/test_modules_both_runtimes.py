@@ -42,9 +42,9 @@ pytestmark = pytest.mark.integration
 def srv(request):
     """A chat server of the runtime nbval's notebooks did not use (whichever that is)."""
     from lab_helpers import server
-    from lab_helpers.config import chat_server
     from lab_helpers.paths import port_base
-    from lab_helpers.podman_cli import image_exists, podman_status
+    from lab_helpers.server.config import chat_server
+    from lab_helpers.server.podman_cli import image_exists, podman_status
 
     config = chat_server("cpu")
     default, why = server.choose_runtime(config)

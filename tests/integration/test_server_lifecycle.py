@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from lab_helpers import server
-from lab_helpers.config import chat_server, embedding_server
 from lab_helpers.errors import PortInUse, ServerStartError
 from lab_helpers.paths import container_name, lab_instance, port_base
-from lab_helpers.podman_cli import image_exists, podman_status, run_podman
+from lab_helpers.server.config import chat_server, embedding_server
+from lab_helpers.server.podman_cli import image_exists, podman_status, run_podman
 
 pytestmark = pytest.mark.integration
 

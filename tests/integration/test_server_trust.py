@@ -31,7 +31,6 @@ import psutil
 import pytest
 
 from lab_helpers import server
-from lab_helpers.config import ServerConfig, chat_server
 from lab_helpers.errors import (
     GPUUnavailable,
     ImageMissing,
@@ -40,12 +39,13 @@ from lab_helpers.errors import (
     PortInUse,
     ServerStartError,
 )
-from lab_helpers.kube import kube_yaml, pod_volumes
 from lab_helpers.paths import REPO_ROOT, port_base
-from lab_helpers.podman_cli import image_exists, podman_status, run_podman
+from lab_helpers.server.config import ServerConfig, chat_server
 from lab_helpers.server.gpu import gpu_status
 from lab_helpers.server.keys import key_file, new_api_key, read_api_key
+from lab_helpers.server.kube import kube_yaml, pod_volumes
 from lab_helpers.server.local import LAUNCHER, LocalRuntime, session_members
+from lab_helpers.server.podman_cli import image_exists, podman_status, run_podman
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +186,7 @@ def assert_bad_configs_leave_it_alone(runtime: server.Runtime, srv: server.Serve
 START_SCRIPT = textwrap.dedent("""
     import json, sys
     from lab_helpers import server
-    from lab_helpers.config import ServerConfig
+    from lab_helpers.server.config import ServerConfig
     cfg = ServerConfig(**json.loads(sys.argv[1]))
     srv = server.start(cfg, runtime=sys.argv[2])
     print(json.dumps({"reused": srv.reused, "ident": srv.info.ident}))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from lab_helpers import bench
-from lab_helpers.config import ServerConfig
 from lab_helpers.errors import LabError
+from lab_helpers.server.config import ServerConfig
 
 REPORT = Path(__file__).resolve().parents[1] / "data" / "guidellm-0.8.1-report.json"
 
@@ -216,9 +216,9 @@ def test_cpu_variants_change_one_thing_each(tmp_path):
 
 
 def test_tuned_cpu_config_is_int8_weights_and_torch_compile(tmp_path):
-    from lab_helpers.config import CPU_IMAGE
-    from lab_helpers.image import image_for
     from lab_helpers.models import INT8_CHAT_MODEL
+    from lab_helpers.server.config import CPU_IMAGE
+    from lab_helpers.server.image import image_for
 
     base = _base(tmp_path).replace(image=CPU_IMAGE)
     by_label = {v.label: v for v in bench.cpu_variants(base)}
@@ -240,7 +240,7 @@ def test_tuned_cpu_config_is_int8_weights_and_torch_compile(tmp_path):
 
 
 def test_gpu_variants_command_lines():
-    from lab_helpers.config import ServerConfig
+    from lab_helpers.server.config import ServerConfig
 
     base = ServerConfig(model="Qwen/Qwen2.5-3B-Instruct", device="gpu", dtype="auto",
                         enforce_eager=False, gpu_memory_utilization=0.85, offline=False)

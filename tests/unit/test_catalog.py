@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from lab_helpers import catalog
-from lab_helpers.catalog import CATALOG, UnknownModel, availability, catalog_table, find
-from lab_helpers.config import chat_server
 from lab_helpers.errors import LabError, ModelNotFound
 from lab_helpers.models import BUNDLED
+from lab_helpers.server import catalog
+from lab_helpers.server.catalog import CATALOG, UnknownModel, availability, catalog_table, find
+from lab_helpers.server.config import chat_server
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +184,7 @@ def test_table_has_a_row_per_model():
 @pytest.mark.parametrize(("cores", "reserved"), [(1, "0"), (2, "0"), (4, "0"), (8, None),
                                                  (64, None)])
 def test_cpu_reserves_no_core_on_small_machines(monkeypatch, cores, reserved):
-    from lab_helpers import config as config_module
+    from lab_helpers.server import config as config_module
 
     monkeypatch.setattr(config_module.os, "sched_getaffinity", lambda _pid: set(range(cores)))
     env = chat_server("cpu").server_env()
@@ -193,7 +193,7 @@ def test_cpu_reserves_no_core_on_small_machines(monkeypatch, cores, reserved):
 
 
 def test_cpu_default_is_overridable_and_part_of_the_config_hash(monkeypatch):
-    from lab_helpers import config as config_module
+    from lab_helpers.server import config as config_module
 
     cfg = chat_server("cpu")
     old = cfg.replace(env={"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"})

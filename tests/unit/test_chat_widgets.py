@@ -21,11 +21,11 @@ from lab_helpers.chat import (
     ReplyStats,
     ServerUnavailable,
 )
-from lab_helpers.config import ServerConfig
 from lab_helpers.errors import LabError
 from lab_helpers.metrics import MetricsRecorder, parse_metrics, plot_metrics
 from lab_helpers.paths import models_dir
 from lab_helpers.server import free_port
+from lab_helpers.server.config import ServerConfig
 from lab_helpers.widgets import ChatWidget, MetricsView, ServerPanel
 
 MODEL = "smollm2-135m-instruct"
@@ -362,7 +362,7 @@ def test_refresh_reports_changes_only(lab_home, tiny_model_dir):
 
 
 def test_panel_model_picker_offers_the_catalog_with_reasons(lab_home, tiny_model_dir):
-    from lab_helpers.catalog import CATALOG
+    from lab_helpers.server.catalog import CATALOG
 
     # The picked bundled model must be prepared: share the test lab's prepared models.
     lab_home.mkdir(parents=True, exist_ok=True)

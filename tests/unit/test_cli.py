@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lab_helpers.cli import main
-from lab_helpers.config import GPU_IMAGE
+from lab_helpers.server.config import GPU_IMAGE
 from lab_helpers.server.gpu import gpu_status
 
 
@@ -37,7 +37,7 @@ def test_status_with_no_servers(capsys, lab_home, monkeypatch):
 
 
 def test_up_compile_uses_the_compiler_image(capsys):
-    from lab_helpers.image import COMPILE_IMAGE
+    from lab_helpers.server.image import COMPILE_IMAGE
 
     assert main(["up", "--compile", "--runtime", "podman", "--dry-run"]) == 0
     out = capsys.readouterr().out

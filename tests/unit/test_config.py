@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
-from lab_helpers.config import (
+from lab_helpers.errors import ConfigError
+from lab_helpers.server import LocalRuntime, PodmanRuntime
+from lab_helpers.server.config import (
     CONTAINER_PORT,
     CPU_IMAGE,
     GPU_IMAGE,
@@ -17,8 +19,6 @@ from lab_helpers.config import (
     chat_server,
     embedding_server,
 )
-from lab_helpers.errors import ConfigError
-from lab_helpers.server import LocalRuntime, PodmanRuntime
 from lab_helpers.server.keys import key_file
 from lab_helpers.server.local import LAUNCHER
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lab_helpers import image, pip_settings
 from lab_helpers.paths import containers_dir
-from lab_helpers.podman_cli import shell_preview
+from lab_helpers.server import image, pip_settings
+from lab_helpers.server.podman_cli import shell_preview
 
 
 def _pairs(argv: list[str], flag: str) -> list[str]:

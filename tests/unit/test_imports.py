@@ -45,8 +45,6 @@ LATE_IMPORTS = {
 LATE_OWN_IMPORTS = {
     "lab_helpers/cli.py": "each command imports what it needs, so `vllm-lab status` answers in "
                           "a second instead of loading pandas, the MCP SDK and the image tools",
-    "lab_helpers/catalog.py": "server/ imports config, which imports this catalog; GPU facts "
-                              "(server.gpu) are read only when availability is asked",
 }
 
 

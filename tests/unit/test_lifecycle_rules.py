@@ -7,9 +7,7 @@ import socket
 
 import pytest
 
-from lab_helpers import podman_cli
 from lab_helpers.cli import build_parser
-from lab_helpers.config import COMPILE_IMAGE, ServerConfig, chat_server
 from lab_helpers.errors import (
     GPUUnavailable,
     ImageMissing,
@@ -18,8 +16,9 @@ from lab_helpers.errors import (
     PodmanUnavailable,
     PortInUse,
 )
-from lab_helpers.server import LocalRuntime, PodmanRuntime, choose_runtime, free_port
+from lab_helpers.server import LocalRuntime, PodmanRuntime, choose_runtime, free_port, podman_cli
 from lab_helpers.server.base import FATAL_LOG, ServerInfo, preflight, reuse_decision
+from lab_helpers.server.config import COMPILE_IMAGE, ServerConfig, chat_server
 from lab_helpers.server.gpu import gpu_status
 from lab_helpers.server.keys import key_file, new_api_key, read_api_key, start_lock
 

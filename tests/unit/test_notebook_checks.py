@@ -157,7 +157,7 @@ def _stats(**changes):
 
 
 def _catalog_runs(model: str, runs: bool) -> pd.DataFrame:
-    from lab_helpers.catalog import catalog_table
+    from lab_helpers.server.catalog import catalog_table
 
     table = catalog_table()
     table.loc[table["model"] == model, "runs here"] = runs
@@ -165,7 +165,7 @@ def _catalog_runs(model: str, runs: bool) -> pd.DataFrame:
 
 
 def _catalog_without_reasons() -> pd.DataFrame:
-    from lab_helpers.catalog import catalog_table
+    from lab_helpers.server.catalog import catalog_table
 
     table = catalog_table()
     table.loc[~table["runs here"], "why"] = ""
@@ -173,7 +173,7 @@ def _catalog_without_reasons() -> pd.DataFrame:
 
 
 def case_catalog(tmp_path):
-    from lab_helpers.catalog import catalog_table
+    from lab_helpers.server.catalog import catalog_table
 
     right = {"catalog": catalog_table()}
     return right, {

@@ -6,10 +6,10 @@ import functools
 
 import pytest
 
-from lab_helpers.catalog import CATALOG
-from lab_helpers.config import chat_server, embedding_server
+from lab_helpers.server.catalog import CATALOG
+from lab_helpers.server.config import chat_server, embedding_server
 from lab_helpers.server.keyguard import KEY_FILE_ENV
-from lab_helpers.settings_table import (
+from lab_helpers.server.settings_table import (
     ENV,
     FLAGS,
     UndocumentedSetting,

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import LabError
-from .server.keyguard import KEY_FILE_ENV
+from ..errors import LabError
+from .keyguard import KEY_FILE_ENV
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,7 +148,7 @@ def settings_table(config: ServerConfig, *, strict: bool = False) -> pd.DataFram
             if strict:
                 raise UndocumentedSetting(
                     f"{name} is in the server's command but the lab does not describe it.",
-                    fix="add it to FLAGS or ENV in lab_helpers/settings_table.py",
+                    fix="add it to FLAGS or ENV in lab_helpers/server/settings_table.py",
                 )
             setting = Setting("(not described by the lab: see vLLM's `vllm serve --help`)",
                               "extra_args / env", "")

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from .errors import PodmanUnavailable
-from .paths import containers_dir
+from ..errors import PodmanUnavailable
+from ..paths import containers_dir
 
 INSTALL_FIX = (
     "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y podman runc "

@@ -27,9 +27,9 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..errors import ImageBuildError
+from ..paths import REPO_ROOT, containers_dir
 from .config import COMPILE_IMAGE, CPU_IMAGE, GPU_IMAGE
-from .errors import ImageBuildError
-from .paths import REPO_ROOT, containers_dir
 from .pip_settings import PipSettings, host_pip_settings, parse_pip_config
 from .podman_cli import (
     image_exists,

@@ -13,11 +13,11 @@ import shlex
 
 import yaml
 
-from .errors import ServerNotFound
-from .paths import container_name
+from ..errors import ServerNotFound
+from ..paths import container_name
+from .keys import key_file
+from .podman import KEY_MOUNT, LAUNCHER, LAUNCHER_MOUNT
 from .podman_cli import run_podman
-from .server.keys import key_file
-from .server.podman import KEY_MOUNT, LAUNCHER, LAUNCHER_MOUNT
 
 KEY_ITEM = "api-key"
 LAUNCHER_CONFIGMAP = "vllm-lab-keyguard"

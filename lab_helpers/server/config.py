@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..errors import ConfigError
+from ..models import CHAT_MODEL, EMBEDDING_MODEL, bundled_model
+from ..paths import container_name, port_base
 from .catalog import chat_config
-from .errors import ConfigError
-from .models import CHAT_MODEL, EMBEDDING_MODEL, bundled_model
-from .paths import container_name, port_base
 
 Device = Literal["cpu", "gpu"]
 Runner = Literal["generate", "pooling"]

@@ -18,8 +18,9 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import LabError, ModelNotFound
-from .models import bundled_model
+from ..errors import LabError, ModelNotFound
+from ..models import bundled_model
+from .gpu import gpu_status
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -143,8 +144,6 @@ def availability(entry: CatalogModel, *, gpu: tuple[bool, str] | None = None) ->
     if entry.bundled:
         return True, "bundled: runs on the CPU here"
     if gpu is None:
-        from .server.gpu import gpu_status
-
         gpu = gpu_status()
     has_gpu, gpu_reason = gpu
     reasons = []
@@ -160,8 +159,6 @@ def availability(entry: CatalogModel, *, gpu: tuple[bool, str] | None = None) ->
 def catalog_table() -> pd.DataFrame:
     """The catalog as a table, with whether this machine can serve each model and why."""
     import pandas as pd
-
-    from .server.gpu import gpu_status
 
     gpu = gpu_status()
     rows = []

@@ -94,9 +94,12 @@ def test_embeddings_server(runtime, chat):
 
 
 def test_same_config_is_reused(runtime, chat):
+    # The running server as it is now (test_connection replaces the shared local one).
+    running = runtime.find(chat.name)
+    assert running is not None and running.state == "running"
     again = runtime.start(chat.config)
     assert again.reused
-    assert again.info.ident == chat.info.ident
+    assert again.info.ident == running.ident
 
 
 def test_get_finds_the_server_by_name(chat):

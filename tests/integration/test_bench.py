@@ -86,8 +86,11 @@ def test_load_at_concurrency_32_for_30_s_has_no_errors(target, chat_srv, tmp_pat
     # Requests still running when the 30 s are up are cut off (incomplete), never errors.
     assert row["requests_errored"] == 0, row.to_dict()
     assert row["requests_incomplete"] <= 32, row.to_dict()
-    # On a quiet 2-core machine ~150 complete; the bar is low because the CPU is shared.
-    assert row["requests_ok"] >= 8, row.to_dict()
+    # The load was really 32 at once (at least 32 sent), and the server answered under it. How
+    # many finish in 30 s is this machine's speed (~150 on a quiet 2-core machine; measured by
+    # benchmarks/throughput.py, not checked here).
+    assert row["requests_ok"] + row["requests_incomplete"] >= 32, row.to_dict()
+    assert row["requests_ok"] >= 1, row.to_dict()
     assert 25 <= row["duration_s"] <= 45
     # The server saw the load: many requests at once at some point during the run.
     metrics = rec.frame()

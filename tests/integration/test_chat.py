@@ -1,7 +1,8 @@
 """Module 1 against a real server: streaming, stats, stop, bad input, a dying server, metrics.
 
-One local server ("chat-it", port 8012) for the whole module, stopped at the end. The last test
-stops and restarts it. Model output is checked by structure only, never by wording.
+The session's shared local chat server ("chat-local") for the whole module; the last test
+stops it mid-answer and starts it again. Model output is checked by structure only, never
+by wording.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import html
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -23,26 +24,23 @@ from lab_helpers.chat import (
     ServerUnavailable,
 )
 from lab_helpers.metrics import MetricsRecorder, fetch_metrics, plot_metrics
-from lab_helpers.paths import port_base
-from lab_helpers.server.config import chat_server
 from lab_helpers.widgets import ChatWidget, MetricsView
 
 pytestmark = pytest.mark.integration
 
-NAME, PORT = "chat-it", port_base() + 12
 LONG_ASK = "Write a very long story about a coyote who orders rockets from ACME Corp."
 
 
 @pytest.fixture(scope="module")
-def config():
-    return chat_server("cpu", name=NAME, port=PORT)
+def srv(local_chat_srv) -> server.Server:
+    """The session's shared local chat server ("chat-local"). The last test stops it mid-answer
+    and starts it again (a new key): later tests reach it by its name and key file."""
+    return local_chat_srv
 
 
 @pytest.fixture(scope="module")
-def srv(config) -> Iterator[server.Server]:
-    handle = server.start(config, runtime="local")
-    yield handle
-    server.stop(NAME)  # by name: the last test replaces the handle with a restarted server
+def config(srv):
+    return srv.config
 
 
 @pytest.fixture
@@ -209,8 +207,12 @@ def test_metrics_snapshot_and_recorder_follow_a_chat(srv, session):
 def test_recorder_samples_a_busy_server_into_a_frame(srv, session):
     recorder = MetricsRecorder(srv, interval=0.2)
     with recorder:
+        # One sample before the answer starts (the thread may start late on a busy machine),
+        # two after it ends: the first and last samples must differ by the answer's tokens.
+        wait_for(lambda: recorder.samples_taken >= 1, timeout=10)
         session.stream("Tell me about ACME's rockets.")
-        wait_for(lambda: recorder.samples_taken >= 3, timeout=10)
+        after = recorder.samples_taken
+        wait_for(lambda: recorder.samples_taken >= after + 2, timeout=10)
     assert not recorder.running and recorder.samples_taken >= 3
     frame = recorder.frame()
     assert list(frame["model"].unique()) == [srv.model_name]
@@ -275,7 +277,7 @@ def test_server_dying_mid_answer_then_back(srv, config):
     widget._send.click()
     assert wait_for(lambda: len(session.history) == 2 and len(session.history[-1].answer) > 5)
     old_key = srv.api_key
-    server.stop(NAME)  # mid-answer
+    server.stop(srv.name)  # mid-answer
     assert widget.wait(60)
     assert "vllm-lab up" in widget.status and "Traceback" not in widget.status
     assert [t.status for t in session.history] == ["done"]  # the broken turn is rolled back

@@ -16,6 +16,7 @@ notebooks chat with is never replaced.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -97,8 +98,11 @@ def test_every_client_follows_a_replaced_server(servers, embed_config, tmp_path)
 
     configs = (chat_server("cpu", name=chat.name, port=chat.info.port), embed_config)
     runtimes = (chat.runtime.kind, embed.runtime.kind)
-    replaced = tuple(server.start(config, runtime=kind, reuse=False)
-                     for config, kind in zip(configs, runtimes, strict=True))
+    # Both at once (each name has its own start lock): two cold starts overlap their waits.
+    with ThreadPoolExecutor(2) as pool:
+        replaced = tuple(pool.map(lambda config, kind: server.start(config, runtime=kind,
+                                                                    reuse=False),
+                                  configs, runtimes))
     assert [srv.reused for srv in replaced] == [False, False]
     assert old_keys[0] != replaced[0].api_key and old_keys[1] != replaced[1].api_key
     assert [srv.base_url for srv in replaced] == [chat.base_url, embed.base_url]

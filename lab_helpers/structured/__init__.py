@@ -15,29 +15,25 @@ reads — `response_format` for JSON, `structured_outputs` for the others — ne
 `guided_*` fields that today's vLLM silently ignores. Every answer is validated on the client
 (`Verdict`), because an ignored constraint looks exactly like an obeyed one from the HTTP status.
 
-Module map: `constraints` (builders, input checks), `verdicts` (output checks), `client`
+Module map: `checks` (each spec checked before sending, the errors), `constraints` (the
+`Constraint` and its builders), `verdicts` (output checks), `client`
 (requests, server errors), `presets` (module 2's examples), `experiment` (the ticket
 experiment), `editor` (the schema editor's logic; the widget is `widgets.SchemaEditor`).
 """
 
 from __future__ import annotations
 
-from .client import ServerRejected, ServerUnreachable, StructuredClient, StructuredResult
-from .constraints import (
+from .checks import (
     MODES,
-    Constraint,
     ConstraintError,
     InvalidChoice,
     InvalidGrammar,
     InvalidRegex,
     InvalidSchema,
     StructuredError,
-    choice,
-    from_text,
-    grammar,
-    json_schema,
-    regex,
 )
+from .client import ServerRejected, ServerUnreachable, StructuredClient, StructuredResult
+from .constraints import Constraint, choice, from_text, grammar, json_schema, regex
 from .verdicts import Verdict, extract_json, grammar_accepts
 
 __all__ = [

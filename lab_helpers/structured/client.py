@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import server
 from ..connect import READ_TIMEOUT_S, Connection, RequestRejected, ServerUnavailable
-from .constraints import Constraint, StructuredError
+from .checks import StructuredError
+from .constraints import Constraint
 from .verdicts import Verdict
 
 if TYPE_CHECKING:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .checks import MODES, ConstraintError, StructuredError
 from .client import StructuredClient, StructuredResult
-from .constraints import MODES, Constraint, ConstraintError, StructuredError, from_text
+from .constraints import Constraint, from_text
 from .presets import Preset, presets
 
 

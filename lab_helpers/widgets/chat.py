@@ -31,7 +31,7 @@ from ..chat import (
 from ..chat.presets import SYSTEM_PRESETS
 from ..errors import LabError
 from .markdown_html import CODE_STYLE, download_link, render_markdown
-from .shared import captured, error_html, note_html
+from .shared import Controls, captured, error_html, note_html
 
 # How often the streamed answer is pushed to the browser (seconds): each push is a message.
 REFRESH_S = 0.05
@@ -150,6 +150,20 @@ class ChatWidget(widgets.VBox):
         self._set_endpoints(endpoints)
 
     # -- read-only surface -------------------------------------------------------------------
+
+    @property
+    def controls(self) -> Controls:
+        """The inputs: model, refresh, preset, system, temperature, top_p, max_tokens, message,
+        send, stop, clear, export."""
+        return Controls(model=self._model, refresh=self._refresh, preset=self._preset,
+                        system=self._system, temperature=self._temperature, top_p=self._top_p,
+                        max_tokens=self._max_tokens, message=self._message, send=self._send,
+                        stop=self._stop, clear=self._clear, export=self._export)
+
+    @property
+    def history(self) -> str:
+        """The finished turns as shown (HTML)."""
+        return self._history.value
 
     @property
     def session(self) -> ChatSession | None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..metrics import MetricsRecorder, plot_metrics
-from .shared import captured, error_html, note_html
+from .shared import Controls, captured, error_html, note_html
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,6 +61,11 @@ class MetricsView(widgets.VBox):
             self._toggle.value = True
 
     # -- read-only surface -------------------------------------------------------------------
+
+    @property
+    def controls(self) -> Controls:
+        """The inputs: record (the Recording toggle), clear."""
+        return Controls(record=self._toggle, clear=self._clear)
 
     @property
     def recorder(self) -> MetricsRecorder | None:

@@ -16,7 +16,7 @@ import ipywidgets as widgets
 from ..server.catalog import CATALOG, availability, find
 from ..server.config import ServerConfig, chat_server
 from ..server.gpu import gpu_status
-from .shared import captured, error_html, note_html
+from .shared import Controls, captured, error_html, note_html
 
 
 class ModelPicker(widgets.VBox):
@@ -41,6 +41,11 @@ class ModelPicker(widgets.VBox):
         self._use.on_click(self._on_use)
         super().__init__(children=[widgets.HBox([self._picker, self._use]), self._note])
         self._render()
+
+    @property
+    def controls(self) -> Controls:
+        """The inputs: pick (the model list), use."""
+        return Controls(pick=self._picker, use=self._use)
 
     @property
     def choices(self) -> list[tuple[str, bool, str]]:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..structured.checks import MODES
 from ..structured.client import StructuredClient, StructuredResult
-from ..structured.constraints import MODES
 from ..structured.editor import Comparison, SchemaEditorModel
-from .shared import captured, error_html, note_html
+from .shared import Controls, captured, error_html, note_html
 
 if TYPE_CHECKING:
     from ..server import Server
@@ -99,6 +99,12 @@ class SchemaEditor(widgets.VBox):
         self._show_check()
 
     # -- read-only surface -------------------------------------------------------------------
+
+    @property
+    def controls(self) -> Controls:
+        """The inputs: preset, mode, text (the spec), prompt, max_tokens, run."""
+        return Controls(preset=self._preset, mode=self._mode, text=self._text,
+                        prompt=self._prompt, max_tokens=self._max_tokens, run=self._run)
 
     @property
     def model(self) -> SchemaEditorModel:

@@ -32,7 +32,7 @@ from ..server import RuntimeKind, ServerInfo
 from ..server.config import ServerConfig, chat_server, embedding_server
 from .model_picker import ModelPicker
 from .polling import BackoffPoller
-from .shared import captured, error_html, note_html
+from .shared import Controls, captured, error_html, note_html
 
 STATE_COLORS = {"healthy": "#1a7f37", "starting": "#9a6700", "stopping": "#9a6700",
                 "unhealthy": "#cf222e", "stopped": "#6e7781"}
@@ -84,6 +84,16 @@ class _ServerRow(widgets.VBox):
         self.update(None, False)
 
     # -- read-only surface -------------------------------------------------------------------
+
+    @property
+    def controls(self) -> Controls:
+        """The inputs: start, stop, show_log (the Log toggle)."""
+        return Controls(start=self._start, stop=self._stop, show_log=self._show_log)
+
+    @property
+    def preview(self) -> str:
+        """The command that Start runs (HTML)."""
+        return self._preview.value
 
     @property
     def state(self) -> str:
@@ -290,6 +300,16 @@ class ServerPanel(widgets.VBox):
             self.start_polling()
 
     # -- read-only surface -------------------------------------------------------------------
+
+    @property
+    def controls(self) -> Controls:
+        """The inputs: refresh (the model picker has its own: `picker.controls`)."""
+        return Controls(refresh=self._refresh)
+
+    @property
+    def picker(self) -> ModelPicker:
+        """The model picker (shown when the panel has a chat widget to feed)."""
+        return self._picker
 
     @property
     def rows(self) -> Mapping[str, _ServerRow]:

@@ -1,4 +1,5 @@
-"""What every lab widget shares: errors and notes as HTML, and callbacks that never raise.
+"""What every lab widget shares: errors and notes as HTML, callbacks that never raise, and the
+`Controls` a widget exposes to scripts and tests.
 
 A widget shows a failure in its own output area as what happened, the likely cause and the
 fix (a `LabError`'s fields), never as a traceback: `captured` wraps a callback so any exception
@@ -10,6 +11,7 @@ from __future__ import annotations
 import functools
 import html
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from ..errors import LabError
@@ -49,3 +51,8 @@ def captured(method: F) -> F:
             return None
 
     return wrapper  # type: ignore[return-value]
+
+
+class Controls(SimpleNamespace):
+    """A widget's inputs by name, as a person uses them: set a `value`, `click()` a button,
+    read `disabled`. Scripts and tests drive a widget through these, never its internals."""

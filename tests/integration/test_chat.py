@@ -225,11 +225,11 @@ def test_recorder_samples_a_busy_server_into_a_frame(srv, session):
 def test_metrics_view_records_and_draws_while_chatting(srv, session):
     view = MetricsView(srv, interval=0.2, redraw_interval=0.3)
     assert not view.recording and view.image == b""
-    view._toggle.value = True
+    view.controls.record.value = True
     assert view.recording
     session.stream("Say hello to an ACME customer.")
     wait_for(lambda: view.image.startswith(b"\x89PNG"), timeout=10)
-    view._toggle.value = False
+    view.controls.record.value = False
     assert not view.recording
     assert view.image.startswith(b"\x89PNG")
     assert "KV cache" in view.summary
@@ -239,10 +239,10 @@ def test_metrics_view_records_and_draws_while_chatting(srv, session):
 def test_widget_end_to_end(srv):
     session = ChatSession(srv, temperature=0, max_tokens=24)
     widget = ChatWidget(session, endpoints=[Endpoint.from_server(srv)])
-    widget._message.value = "Say hello to an ACME customer."
-    widget._send.click()
+    widget.controls.message.value = "Say hello to an ACME customer."
+    widget.controls.send.click()
     assert widget.wait(60)
-    assert widget.status == "" and widget._message.value == ""
+    assert widget.status == "" and widget.controls.message.value == ""
     answer = text_of(widget.answer)
     # The turn shows the question at once, then the model's streamed answer under it.
     assert answer.startswith("You: Say hello to an ACME customer.")
@@ -256,36 +256,36 @@ def test_widget_end_to_end(srv):
             f"{stats.total_tokens} tokens") in line
 
     # Stop from the widget while it streams.
-    widget._max_tokens.value = 400
-    widget._message.value = LONG_ASK
-    widget._send.click()
+    widget.controls.max_tokens.value = 400
+    widget.controls.message.value = LONG_ASK
+    widget.controls.send.click()
     assert wait_for(lambda: len(session.history) == 2 and session.history[-1].answer, 30)
-    assert widget.busy and not widget._stop.disabled
-    widget._stop.click()
+    assert widget.busy and not widget.controls.stop.disabled
+    widget.controls.stop.click()
     assert widget.wait(5)  # the remaining ~390 tokens would take ~13 s
     assert "[stopped]" in widget.answer and session.history[-1].stopped
     assert session.history[-1].stats.chunks < 100
-    assert text_of(widget._history.value).count("You:") == 1
+    assert text_of(widget.history).count("You:") == 1
 
 
 def test_server_dying_mid_answer_then_back(srv, config):
     session = ChatSession(srv, temperature=0, max_tokens=16)
     assert session.stream("Hello").status == "done"
     widget = ChatWidget(session, endpoints=[Endpoint.from_server(srv)])
-    widget._max_tokens.value = 400
-    widget._message.value = LONG_ASK
-    widget._send.click()
+    widget.controls.max_tokens.value = 400
+    widget.controls.message.value = LONG_ASK
+    widget.controls.send.click()
     assert wait_for(lambda: len(session.history) == 2 and len(session.history[-1].answer) > 5)
     old_key = srv.api_key
     server.stop(srv.name)  # mid-answer
     assert widget.wait(60)
     assert "vllm-lab up" in widget.status and "Traceback" not in widget.status
     assert [t.status for t in session.history] == ["done"]  # the broken turn is rolled back
-    assert widget._message.value == LONG_ASK  # nothing lost: Send resends it
-    assert widget.answer == "" and not widget._send.disabled
+    assert widget.controls.message.value == LONG_ASK  # nothing lost: Send resends it
+    assert widget.answer == "" and not widget.controls.send.disabled
 
     # Unreachable: same message, nothing changes.
-    widget._send.click()
+    widget.controls.send.click()
     assert widget.wait(30)
     assert "vllm-lab up" in widget.status and len(session.history) == 1
     with pytest.raises(ServerUnavailable) as info:
@@ -295,10 +295,10 @@ def test_server_dying_mid_answer_then_back(srv, config):
     # Back (with a new API key): the next message works, in the session and in the widget.
     restarted = server.start(config, runtime="local")
     assert restarted.api_key != old_key
-    widget._max_tokens.value = 16
-    widget._send.click()
+    widget.controls.max_tokens.value = 16
+    widget.controls.send.click()
     assert widget.wait(60)
-    assert widget.status == "" and widget._message.value == ""
+    assert widget.status == "" and widget.controls.message.value == ""
     assert [t.status for t in session.history] == ["done", "done"]
     assert session.history[-1].user == LONG_ASK and session.last_stats.completion_tokens > 0
 

@@ -154,9 +154,9 @@ def test_editor_model_runs_a_preset_both_ways(chat_srv):
 
 def test_schema_editor_widget_runs_and_shows_a_verdict(chat_srv):
     editor = SchemaEditor(chat_srv)
-    editor._preset.value = "US phone (regex)"
+    editor.controls.preset.value = "US phone (regex)"
     assert editor.model.mode == "regex" and "✔" in editor.check_message
-    editor._run.click()
+    editor.controls.run.click()
     assert editor.wait(120)
     constrained, free = editor.answers
     assert "✔ valid" in constrained, (constrained, editor.status)

@@ -189,13 +189,14 @@ def test_chat_widget_builds_with_a_session(dead_url):
     session = offline_session(dead_url, temperature=0.3, top_p=0.9, max_tokens=77)
     widget = ChatWidget(session, endpoints=[session.endpoint])
     assert widget.session is session and not widget.busy
-    assert (widget._temperature.value, widget._top_p.value, widget._max_tokens.value) == \
+    inputs = widget.controls
+    assert (inputs.temperature.value, inputs.top_p.value, inputs.max_tokens.value) == \
         (0.3, 0.9, 77)
-    assert widget._model.layout.display == "none"  # one server: no picker
-    assert widget._stop.disabled and not widget._send.disabled
-    widget._temperature.value = 1.1
-    widget._max_tokens.value = 12
-    widget._system.value = "You are terse."
+    assert widget.controls.model.layout.display == "none"  # one server: no picker
+    assert widget.controls.stop.disabled and not widget.controls.send.disabled
+    widget.controls.temperature.value = 1.1
+    widget.controls.max_tokens.value = 12
+    widget.controls.system.value = "You are terse."
     assert (session.temperature, session.max_tokens, session.system_prompt) == \
         (1.1, 12, "You are terse.")
 
@@ -204,10 +205,10 @@ def test_model_picker_lists_servers_and_switches(dead_url):
     session = offline_session(dead_url)
     other = Endpoint("http://127.0.0.1:9", "k2", "other-model", "chat-b")
     widget = ChatWidget(session, endpoints=[session.endpoint, other])
-    assert widget._model.layout.display != "none"
-    assert [label for label, _ in widget._model.options] == [
+    assert widget.controls.model.layout.display != "none"
+    assert [label for label, _ in widget.controls.model.options] == [
         f"{MODEL} ({dead_url})", "other-model (chat-b)"]
-    widget._model.value = other
+    widget.controls.model.value = other
     assert session.endpoint == other and session.model == "other-model"
     assert "other-model" in widget.status
 
@@ -216,43 +217,45 @@ def test_model_picker_keeps_the_current_server_first(dead_url):
     session = offline_session(dead_url)
     other = Endpoint("http://127.0.0.1:9", "k2", "other-model", "chat-b")
     widget = ChatWidget(session, endpoints=[other])
-    assert [e for _, e in widget._model.options] == [session.endpoint, other]
-    assert widget._model.value == session.endpoint
+    assert [e for _, e in widget.controls.model.options] == [session.endpoint, other]
+    assert widget.controls.model.value == session.endpoint
 
 
 def test_empty_message_shows_in_widget_and_history_unchanged(dead_url):
     widget = ChatWidget(offline_session(dead_url), endpoints=[])
-    widget._message.value = "   "
-    widget._send.click()
+    widget.controls.message.value = "   "
+    widget.controls.send.click()
     assert widget.wait(10)
     assert "empty" in widget.status and "Traceback" not in widget.status
     assert widget.session.history == ()
-    assert widget._message.value == "   " and not widget._send.disabled
+    assert widget.controls.message.value == "   " and not widget.controls.send.disabled
 
 
 def test_dead_server_shows_what_to_do_and_keeps_the_message(dead_url):
     widget = ChatWidget(offline_session(dead_url), endpoints=[])
-    widget._message.value = "Where is my order?"
-    widget._send.click()
+    widget.controls.message.value = "Where is my order?"
+    widget.controls.send.click()
     assert widget.wait(15)
     assert "vllm-lab up" in widget.status and "Traceback" not in widget.status
-    assert widget._message.value == "Where is my order?"  # ready to resend
+    assert widget.controls.message.value == "Where is my order?"  # ready to resend
     assert widget.session.history == () and widget.answer == ""
-    assert not widget._send.disabled and widget._stop.disabled
+    assert not widget.controls.send.disabled and widget.controls.stop.disabled
 
 
 def test_widget_without_a_running_server_says_how_to_start_one(monkeypatch):
     monkeypatch.setattr(ChatSession, "lab_endpoints", staticmethod(list))
     widget = ChatWidget(endpoints=[])
     assert widget.session is None
-    assert "vllm-lab up" in widget.status and widget._send.disabled
-    widget._send.click()  # must not raise
+    assert "vllm-lab up" in widget.status and widget.controls.send.disabled
+    widget.controls.send.click()  # must not raise
     assert widget.session is None
 
 
 def test_callback_errors_are_shown_not_raised(dead_url):
     widget = ChatWidget(offline_session(dead_url), endpoints=[])
-    widget._on_temperature({"new": 5.0})  # the slider cannot do this; a bad value still must not
+    slider = widget.controls.temperature
+    slider.max = 5.0  # the slider stops at 2.0; a bad value that gets through still must not
+    slider.value = 5.0  # raise: the session refuses it and the widget says why
     assert "temperature" in widget.status and "outside" in widget.status
 
 
@@ -280,8 +283,8 @@ def test_recorder_survives_a_dead_server(dead_url):
 def test_metrics_view_on_a_missing_server_shows_a_message(lab_home):
     view = MetricsView("no-such-server")
     assert view.recorder is None and "vllm-lab up" in view.message
-    view._toggle.value = True
-    assert not view._toggle.value and not view.recording
+    view.controls.record.value = True
+    assert not view.controls.record.value and not view.recording
 
 
 # -- ServerPanel ------------------------------------------------------------------------------
@@ -293,9 +296,10 @@ def test_server_panel_rows_and_a_failed_start_shows_the_fix(lab_home, tmp_path):
     panel = ServerPanel([config], runtime="local", poll_interval=None)
     try:
         row = panel.rows["panel-test"]
-        assert row.state == "stopped" and not row._start.disabled and row._stop.disabled
-        assert "--model" in row._preview.value
-        row._start.click()
+        buttons = row.controls
+        assert row.state == "stopped" and not buttons.start.disabled and buttons.stop.disabled
+        assert "--model" in row.preview
+        row.controls.start.click()
         assert row.wait(30)
         assert "does not exist" in row.message and "vllm-lab prepare-models" in row.message
         assert "Traceback" not in row.message and row.state == "stopped"
@@ -343,7 +347,7 @@ def test_panel_backs_off_while_nothing_changes_and_speeds_up_on_a_click(lab_home
         time.sleep(1.0)
         # At 0.05 s it would have refreshed ~20 times; backed off to 0.4 s, at most ~3.
         assert panel.refreshes - before <= 4
-        panel._refresh.click()
+        panel.controls.refresh.click()
         assert panel.poll_delay == 0.05
     finally:
         panel.close()
@@ -376,14 +380,14 @@ def test_panel_model_picker_offers_the_catalog_with_reasons(lab_home, tiny_model
         assert choices["smollm2-135m-instruct"][0]
         gpu_entry = "meta-llama/Llama-3.1-8B-Instruct"
         if not choices[gpu_entry][0]:  # this machine: no GPU
-            panel._picker._picker.value = gpu_entry
-            assert panel._picker._use.disabled and "GPU" in panel._picker.message
-        panel._picker._picker.value = "smollm2-135m-instruct"
-        assert not panel._picker._use.disabled
-        panel._picker._use.click()
+            panel.picker.controls.pick.value = gpu_entry
+            assert panel.picker.controls.use.disabled and "GPU" in panel.picker.message
+        panel.picker.controls.pick.value = "smollm2-135m-instruct"
+        assert not panel.picker.controls.use.disabled
+        panel.picker.controls.use.click()
         row = panel.rows["chat"]
         assert row.config.served_model_name == "smollm2-135m-instruct"
-        assert row.config.port == config.port and "--tool-call-parser" in row._preview.value
+        assert row.config.port == config.port and "--tool-call-parser" in row.preview
     finally:
         panel.close()
 
@@ -397,12 +401,12 @@ def test_preset_picker_sets_the_system_prompt_and_follows_edits(dead_url):
     session = offline_session(dead_url)
     widget = ChatWidget(session, endpoints=[session.endpoint])
     assert widget.preset == "Default"
-    widget._preset.value = "ACME support agent"
+    widget.controls.preset.value = "ACME support agent"
     assert session.system_prompt == SYSTEM_PRESETS["ACME support agent"]
-    assert widget._system.value == session.system_prompt
-    widget._system.value = "You are a pirate."
+    assert widget.controls.system.value == session.system_prompt
+    widget.controls.system.value = "You are a pirate."
     assert widget.preset == "Custom" and session.system_prompt == "You are a pirate."
-    widget._preset.value = "JSON only"
+    widget.controls.preset.value = "JSON only"
     assert "JSON" in session.system_prompt
 
 
@@ -425,6 +429,6 @@ def test_export_of_an_empty_conversation(dead_url):
     assert data["settings"]["max_tokens"] == session.max_tokens
     assert session.export_markdown().startswith(f"# Conversation with {MODEL}")
     widget = ChatWidget(session, endpoints=[session.endpoint])
-    widget._export.click()
+    widget.controls.export.click()
     assert 'download="conversation-' in widget.downloads and ".json" in widget.downloads
     assert ".md" in widget.downloads

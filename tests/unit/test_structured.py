@@ -316,15 +316,16 @@ def test_schema_editor_widget_validates_live_and_shows_errors_inside():
 
     editor = SchemaEditor(StructuredClient(_DeadServer()))  # type: ignore[arg-type]
     assert "✔" in editor.check_message and editor.model.mode == "json"
-    editor._preset.value = "Report (grammar)"
-    assert editor.model.mode == "grammar" and editor._mode.value == "grammar"
+    editor.controls.preset.value = "Report (grammar)"
+    assert editor.model.mode == "grammar" and editor.controls.mode.value == "grammar"
     assert editor.model.text.startswith("root ::=") and "✔" in editor.check_message
-    editor._text.value = editor._text.value.replace("title ::=", "title :=")  # break rule 3
+    text = editor.controls.text
+    text.value = text.value.replace("title ::=", "title :=")  # break rule 3
     assert "✘" in editor.check_message and "line 3" in editor.check_message
-    editor._run.click()  # refused before any request: no thread, the error in the widget
+    editor.controls.run.click()  # refused before any request: no thread, the error in the widget
     assert not editor.busy and "does not parse" in editor.status
-    editor._preset.value = "Sentiment (choice)"
-    editor._run.click()  # valid constraint, dead server: the error shows in the widget
+    editor.controls.preset.value = "Sentiment (choice)"
+    editor.controls.run.click()  # valid constraint, dead server: the error shows in the widget
     assert editor.wait(30)
     assert "vllm-lab up" in editor.status and editor.result is None
-    assert editor._run.disabled is False
+    assert editor.controls.run.disabled is False

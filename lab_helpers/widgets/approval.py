@@ -22,7 +22,7 @@ import ipywidgets as widgets
 from ..approval import ApprovalGate, Choice, PendingApproval
 from ..mcp.agent import McpAgent
 from ..tools.loop import Transcript, named
-from .shared import captured, error_html
+from .shared import Controls, captured, error_html
 from .tool_transcript import transcript_html
 
 _BOX = ("border:1px solid #d0d7de;border-radius:4px;padding:6px 10px;margin:4px 0;"
@@ -59,6 +59,16 @@ class ApprovalWidget(widgets.VBox):
                           self._history, self._error])
         self.add_class("lab-approval")
         self.refresh()
+
+    @property
+    def controls(self) -> Controls:
+        """The buttons: approve, deny, always."""
+        return Controls(approve=self._approve, deny=self._deny, always=self._always)
+
+    @property
+    def card(self) -> str:
+        """The call waiting now, or "nothing waits" (HTML)."""
+        return self._card.value
 
     @property
     def current(self) -> PendingApproval | None:
@@ -121,6 +131,11 @@ class AgentChat(widgets.VBox):
         row = widgets.HBox([self._message, self._tool, self._send_button])
         super().__init__([row, self._status, self._approvals, self._transcript])
         self.add_class("lab-agent-chat")
+
+    @property
+    def controls(self) -> Controls:
+        """The inputs: message, tool (the picker), send."""
+        return Controls(message=self._message, tool=self._tool, send=self._send_button)
 
     @property
     def approvals(self) -> ApprovalWidget:

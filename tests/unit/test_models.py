@@ -301,7 +301,7 @@ def fake_model(tmp_path: Path, monkeypatch) -> dict:
             raise OSError("disk full (simulated)")
         return source
 
-    monkeypatch.setattr(models, "_source_path", source_path)
+    monkeypatch.setattr(models, "source_path", source_path)
     return calls
 
 
@@ -330,10 +330,10 @@ def test_prepare_builds_once_with_a_complete_manifest(fake_model: dict) -> None:
     assert "1_Pooling/config.json" in manifest["files"]
     for name, entry in manifest["files"].items():
         assert entry["size"] == (path / name).stat().st_size
-        assert entry["sha256"] == models._sha256_file(path / name)
+        assert entry["sha256"] == models.sha256_file(path / name)
     assert manifest["source"] == {"package": "pytest", "version": pytest.__version__,
                                   "path": "unused"}
-    assert manifest["chat_template_sha256"] == models._sha256_text(TEMPLATE)
+    assert manifest["chat_template_sha256"] == models.sha256_text(TEMPLATE)
     assert manifest["format"] == models.FORMAT_VERSION
     # Readable by a container user, and no build leftovers beside the model.
     assert all((p.stat().st_mode & stat.S_IROTH) for p in path.rglob("*"))

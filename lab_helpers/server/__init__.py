@@ -13,9 +13,10 @@ Servers outlive the notebook kernel on purpose: module 2 reuses the server modul
 block stops its server on exit.
 
 What the package holds: the configuration (`config`: ServerConfig and the profiles; `catalog`:
-the models the lab knows), the lifecycle (`base`, `checks`, `keys`, `keyguard`, `local`,
-`podman`, `gpu`), what a running server reports (`capacity`, `settings_table`), and what
-packages it for elsewhere (`image` with `pip_settings` and `podman_cli`; `kube`).
+the models the lab knows), a running server (`handle`: ServerInfo and the Server handle), the
+lifecycle (`base`, `checks`, `keys`, `keyguard`, `local`, `podman`, `gpu`), what a running
+server reports (`capacity`, `settings_table`), and what packages it for elsewhere (`image`
+with `pip_settings` and `podman_cli`; `kube`).
 May import: `models`, `errors`, `paths` (never the clients built on it: chat, tools, bench).
 """
 
@@ -25,16 +26,9 @@ import os
 from typing import Literal
 
 from ..errors import ServerNotFound
-from .base import (
-    Runtime,
-    Server,
-    ServerInfo,
-    available_runtimes,
-    check_health,
-    free_port,
-    port_is_free,
-)
+from .base import Runtime, available_runtimes, free_port, port_is_free
 from .config import COMPILE_IMAGE, ServerConfig
+from .handle import Server, ServerInfo, check_health
 from .local import LocalRuntime
 from .podman import PodmanRuntime
 from .podman_cli import image_exists, podman_status

@@ -19,7 +19,7 @@ from ..connect import Connection
 from ..errors import LabError
 
 if TYPE_CHECKING:
-    from .base import Server
+    from .handle import Server
 
 INFO = "vllm:cache_config_info"
 

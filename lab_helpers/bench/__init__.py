@@ -9,6 +9,9 @@
 
 Every figure comes from GuideLLM's own report (`run.report`, saved as `benchmarks.json` and
 `benchmarks.csv`); this package only turns it into tables, verdicts and charts.
+
+May import: `connect`, `server`, `models`, `errors`, `paths` (and GuideLLM, pandas and
+matplotlib when a run, table or plot is asked for).
 """
 
 from .load import (

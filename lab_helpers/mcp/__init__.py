@@ -11,4 +11,7 @@
   lab's `ToolRegistry`;
 - `agent`: `McpAgent`, module 3's tool loop over the MCP tools, every call through the
   approval gate (`lab_helpers.approval`).
+
+May import: `tools`, `approval`, `support` (the ACME server's backend), `server`, `errors`,
+`paths`.
 """

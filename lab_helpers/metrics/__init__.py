@@ -15,9 +15,11 @@ over the requests of that interval, not since the server started). Nothing is es
 
 - `parse`: metric names, snapshots, `fetch_metrics`;
 - `recorder`: `MetricsRecorder` (a sampling thread) and `derive` (the per-interval columns);
-- `plots`: `plot_metrics`.
+- `plots`: `plot_metrics`;
+- `capacity`: how many tokens (and full-length requests) the KV cache holds, from
+  `vllm:cache_config_info`.
 
-May import: `connect` (and pandas/matplotlib when a table or plot is asked for).
+May import: `connect`, `errors` (and pandas/matplotlib when a table or plot is asked for).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ block stops its server on exit.
 What the package holds: the configuration (`config`: ServerConfig and the profiles; `catalog`:
 the models the lab knows), a running server (`handle`: ServerInfo and the Server handle), the
 lifecycle (`base`, `checks`, `keys`, `keyguard`, `local`, `podman`, `gpu`), what a running
-server reports (`capacity`, `settings_table`), and what packages it for elsewhere (`image`
+server reports (`settings_table`), and what packages it for elsewhere (`image`
 with `base_image`, `pip_settings` and `podman_cli`; `kube`).
 May import: `models`, `errors`, `paths` (never the clients built on it: chat, tools, bench).
 """

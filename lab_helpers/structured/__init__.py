@@ -19,6 +19,8 @@ Module map: `checks` (each spec checked before sending, the errors), `constraint
 `Constraint` and its builders), `verdicts` (output checks), `client`
 (requests, server errors), `presets` (module 2's examples), `experiment` (the ticket
 experiment), `editor` (the schema editor's logic; the widget is `widgets.SchemaEditor`).
+
+May import: `connect`, `server`, `errors`.
 """
 
 from __future__ import annotations

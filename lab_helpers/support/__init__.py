@@ -7,6 +7,8 @@
 
 Module 3 turns the desk's methods into tools (`lab_helpers.tools`); module 4 serves the same
 methods over MCP. `db` holds the schema, the seed loader and the transaction helper.
+
+May import: `errors`, `paths` (the desk knows nothing about models or tools).
 """
 
 from __future__ import annotations

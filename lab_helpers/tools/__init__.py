@@ -15,6 +15,9 @@
 - `loop`: model -> tool calls -> results -> model ..., every `tool_choice`, streaming, a round
   limit; the `Transcript` it returns is what the transcript widget shows;
 - `evaluate`: valid-call / right-tool / right-argument rates over labelled requests.
+
+May import: `connect`, `approval` (the decision hook's types), `support` (ACME's tools),
+`errors`.
 """
 
 from __future__ import annotations

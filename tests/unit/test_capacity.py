@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lab_helpers.errors import LabError
-from lab_helpers.server.capacity import cache_config, capacity_from_metrics
+from lab_helpers.metrics.capacity import cache_config, capacity_from_metrics
 
 # Recorded from the test lab's chat server (tests/data/README.md): 1 GiB of KV cache.
 METRICS = (Path(__file__).parents[1] / "data" / "vllm-0.32.0-metrics-after.txt").read_text()

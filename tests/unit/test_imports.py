@@ -9,6 +9,7 @@ below with the reason it is imported late; anything else belongs at the top of i
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import grimp
@@ -136,3 +137,46 @@ def test_late_imports_have_a_reason():
             if not own and module.split(".")[0] not in LATE_IMPORTS:
                 unexplained.append(f"{rel}:{line} imports {module} late, with no reason listed")
     assert unexplained == [], "\n".join(unexplained)
+
+
+def _parts_imported(graph) -> dict[str, set[str]]:
+    """Each top-level part of lab_helpers -> the other parts its modules import."""
+    found: dict[str, set[str]] = {}
+    for module in graph.modules:
+        if module == "lab_helpers":
+            continue
+        part = module.split(".")[1]
+        found.setdefault(part, set())
+        for other in graph.find_modules_directly_imported_by(module):
+            if other.startswith("lab_helpers.") and other.split(".")[1] != part:
+                found[part].add(other.split(".")[1])
+    return found
+
+
+def _declared(package: Path, parts: set[str]) -> set[str] | None:
+    """The parts a package's docstring allows after "May import:" (None: it says nothing)."""
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+    if "May import:" not in doc:
+        return None
+    allowed = doc.split("May import:", 1)[1]
+    return {name for name in re.findall(r"`([a-z_]+)`", allowed) if name in parts}
+
+
+def test_every_package_imports_only_what_its_docstring_allows(graph):
+    imported = _parts_imported(graph)
+    packages = sorted(p for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
+    assert len(packages) >= 10
+    wrong = {}
+    for package in packages:
+        declared = _declared(package, set(imported))
+        if declared is None:
+            wrong[package.name] = "its docstring has no `May import:` line"
+        elif imported.get(package.name, set()) - declared:
+            wrong[package.name] = (f"imports {sorted(imported[package.name] - declared)}, "
+                                   f"which its docstring does not allow")
+    assert wrong == {}
+
+
+def test_nothing_imports_the_widgets(graph):
+    users = {part for part, others in _parts_imported(graph).items() if "widgets" in others}
+    assert users == set()

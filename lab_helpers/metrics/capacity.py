@@ -19,7 +19,7 @@ from ..connect import Connection
 from ..errors import LabError
 
 if TYPE_CHECKING:
-    from .handle import Server
+    from ..server import Server
 
 INFO = "vllm:cache_config_info"
 

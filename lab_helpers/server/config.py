@@ -91,7 +91,8 @@ class ServerConfig:
     chat_template: str | None = None
     """A chat template file; None uses the tokenizer's own template."""
     enforce_eager: bool = True
-    """Skip torch.compile/CUDA graphs: ~30 s start instead of 80-110 s on CPU, ~10% slower."""
+    """Skip torch.compile/CUDA graphs: ~30 s start instead of 80-110 s on CPU; decoding within
+    ~6% of compiled on 2 cores (benchmarks/results/tuning*.json)."""
     device: Device = "cpu"
     image: str = CPU_IMAGE
     kv_cache_gib: int = 1

@@ -64,7 +64,8 @@ FLAGS: dict[str, Setting] = {
                                "absent: the tokenizer's own.", "chat_template",
                                "chat template"),
     "--enforce-eager": Setting("Skip torch.compile and CUDA graphs: ~30 s start instead of "
-                               "80-110 s on CPU, ~10% slower decoding.", "enforce_eager",
+                               "80-110 s on CPU; decoding within ~6% of compiled on 2 cores "
+                               "(benchmarks/results/tuning*.json).", "enforce_eager",
                                "enforce eager"),
     "--gpu-memory-utilization": Setting("Fraction of GPU memory vLLM may take; what is left "
                                         "after the weights becomes KV cache.",

@@ -212,6 +212,12 @@ class ServerConfig:
                 # the first logprobs request killed the engine. Without compilation they run
                 # as plain torch ops.
                 env["TORCHDYNAMO_DISABLE"] = "1"
+            else:
+                # vLLM 0.32 with torch 2.13 saves the compiled model as one "mega" AOT artifact
+                # by default, then cannot load it ("'function' object has no attribute
+                # 'finalize_loading'") and compiles again at every start (~100 s here). The
+                # per-graph artifacts load: the second compiled start skips compilation.
+                env["VLLM_USE_MEGA_AOT_ARTIFACT"] = "0"
         if self.offline:
             env["HF_HUB_OFFLINE"] = "1"
         env.update(self.env)

@@ -209,3 +209,10 @@ def test_eager_cpu_servers_do_not_compile_sampler_helpers():
     # engine on the first logprobs request (tests/integration/test_chat.py checks it live).
     assert chat_server("cpu").server_env()["TORCHDYNAMO_DISABLE"] == "1"
     assert "TORCHDYNAMO_DISABLE" not in chat_server("cpu", enforce_eager=False).server_env()
+
+
+def test_compiled_cpu_servers_save_a_compile_cache_they_can_load():
+    # vLLM 0.32's default "mega" AOT artifact does not load back with torch 2.13 (every start
+    # compiled again); the per-graph artifacts do (test_bench_tuned.py shows the second start).
+    assert chat_server("cpu", enforce_eager=False).server_env()["VLLM_USE_MEGA_AOT_ARTIFACT"] == "0"
+    assert "VLLM_USE_MEGA_AOT_ARTIFACT" not in chat_server("cpu").server_env()

@@ -212,7 +212,7 @@ def test_eager_cpu_servers_do_not_compile_sampler_helpers():
 
 
 def test_compiled_cpu_servers_save_a_compile_cache_they_can_load():
-    # vLLM 0.32's default "mega" AOT artifact does not load back with torch 2.13 (every start
-    # compiled again); the per-graph artifacts do (test_bench_tuned.py shows the second start).
-    assert chat_server("cpu", enforce_eager=False).server_env()["VLLM_USE_MEGA_AOT_ARTIFACT"] == "0"
-    assert "VLLM_USE_MEGA_AOT_ARTIFACT" not in chat_server("cpu").server_env()
+    # vLLM 0.32's default AOT artifact does not load back on CPU with torch 2.13 (every start
+    # compiled again); its older compile cache does (a second start: 52 s instead of 131 s).
+    assert chat_server("cpu", enforce_eager=False).server_env()["VLLM_USE_AOT_COMPILE"] == "0"
+    assert "VLLM_USE_AOT_COMPILE" not in chat_server("cpu").server_env()

@@ -198,13 +198,16 @@ def test_different_config_replaces_the_server(runtime, chat):
 
     Shown on the embeddings server, so the shared chat servers stay for the tests and
     notebooks that follow (the notebooks restart the embeddings server anyway). Replacing is
-    `Runtime.start`'s own logic, the same for both runtimes; what differs, stopping, is shown
-    on the local runtime by test_embeddings_server's `with` block. So it runs on the default
-    runtime only, whose embeddings server is running already (two cold starts fewer).
+    `Runtime.start`'s own logic, the same for both runtimes; on the local runtime a running
+    server is replaced (stopped, started anew) by test_connection.py (the shared local chat
+    server, `reuse=False`) and test_chat.py (stopped mid-answer, started again). So this runs on
+    the default runtime only, whose embeddings server is running already (two cold starts
+    fewer).
     """
     default, _ = server.choose_runtime(chat.config)
     if runtime.kind != default:
-        pytest.skip(f"replacing is shown on the default runtime ({default})")
+        pytest.skip(f"a different config is shown on the default runtime ({default}); "
+                    "the local runtime replaces servers in test_connection.py")
     base = embedding_server("cpu", **SETTINGS[runtime.kind]["embed"])
     current = runtime.start(base)
     changed = base.replace(extra_args=("--max-num-seqs", "8"))

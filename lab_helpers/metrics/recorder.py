@@ -32,7 +32,10 @@ class MetricsRecorder:
     """Samples a server's /metrics every `interval` seconds on a background thread.
 
     `frame()` returns everything so far as a DataFrame: one row per sample and model, with the
-    per-interval columns (DERIVED) computed from consecutive samples. A failed sample is
+    per-interval columns (DERIVED) computed from consecutive samples. `start()` returns after
+    the first sample and `stop()` takes a last one, so the frame spans exactly the work done
+    between the two calls (every request that finished in between is in its latencies,
+    however busy the machine, however late the thread runs). A failed sample is
     skipped and kept in `last_error`; the recorder keeps trying, so it survives a server
     restart (its connection finds the server again and re-reads the key on a 401).
     """
@@ -85,19 +88,25 @@ class MetricsRecorder:
         return snap
 
     def start(self) -> MetricsRecorder:
+        """Take the first sample now, then keep sampling on a background thread."""
         if self.running:
             return self
+        self.sample()
         self._halt.clear()
         self._thread = threading.Thread(target=self._run, name="vllm-lab-metrics", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop the thread and take a last sample (skipped when the last one failed)."""
         self._halt.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self._timeout + self.interval + 1)
+        was_running = thread is not None
         self._thread = None
+        if was_running and self.last_error is None:
+            self.sample()
 
     def clear(self) -> None:
         with self._lock:
@@ -106,10 +115,10 @@ class MetricsRecorder:
             self.samples_taken = 0
 
     def _run(self) -> None:
-        while not self._halt.is_set():
+        began = time.monotonic()  # start() has just taken the first sample
+        while not self._halt.wait(max(0.0, self.interval - (time.monotonic() - began))):
             began = time.monotonic()
             self.sample()
-            self._halt.wait(max(0.0, self.interval - (time.monotonic() - began)))
 
     def frame(self) -> pd.DataFrame:
         with self._lock:

@@ -207,19 +207,29 @@ def test_metrics_snapshot_and_recorder_follow_a_chat(srv, session):
 def test_recorder_samples_a_busy_server_into_a_frame(srv, session):
     recorder = MetricsRecorder(srv, interval=0.2)
     with recorder:
-        # One sample before the answer starts (the thread may start late on a busy machine),
-        # two after it ends: the first and last samples must differ by the answer's tokens.
-        wait_for(lambda: recorder.samples_taken >= 1, timeout=10)
         session.stream("Tell me about ACME's rockets.")
-        after = recorder.samples_taken
-        wait_for(lambda: recorder.samples_taken >= after + 2, timeout=10)
-    assert not recorder.running and recorder.samples_taken >= 3
+    assert not recorder.running and recorder.samples_taken >= 2
     frame = recorder.frame()
     assert list(frame["model"].unique()) == [srv.model_name]
     assert frame["generation_tokens_total"].is_monotonic_increasing
-    assert frame["generation_tokens_total"].iloc[-1] > frame["generation_tokens_total"].iloc[0]
     assert frame["kv_cache_usage_pct"].between(0, 100).all()
     assert len(plot_metrics(recorder).axes) == 6
+
+
+def test_recorder_frame_spans_start_to_stop(srv, session):
+    # The thread never samples (interval 10 min): start() and stop() alone frame the answer.
+    # Two answers: the server counts an answer a moment after its last token reaches us, so
+    # the first one is surely counted by the time the second has ended.
+    with MetricsRecorder(srv, interval=600) as recorder:
+        session.stream("Tell me about ACME's rockets.")
+        first = session.last_stats.completion_tokens
+        session.stream("And about ACME's anvils?")
+    frame = recorder.frame()
+    assert len(frame) == 2
+    tokens = frame["generation_tokens_total"]
+    assert tokens.iloc[-1] - tokens.iloc[0] >= first
+    last = frame.iloc[-1]
+    assert last["ttft_s"] > 0 and last["e2e_s"] >= last["ttft_s"]
 
 
 def test_metrics_view_records_and_draws_while_chatting(srv, session):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from publish import RESULTS, publish
 
-from lab_helpers.approval import ApprovalGate, AuditLog
+from lab_helpers.tools.approval import ApprovalGate, AuditLog
 from lab_helpers.mcp.bridge import McpBridge
 from lab_helpers.mcp.servers import AcmeHttpServer, acme_stdio, free_port
 from lab_helpers.support import SupportDesk

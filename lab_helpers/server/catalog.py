@@ -77,7 +77,7 @@ CATALOG: tuple[CatalogModel, ...] = (
     CatalogModel(
         key="smollm2-135m-instruct", family="SmolLM2", params_b=0.135, needs="cpu",
         tool_call_parser="hermes",
-        template="lab's Hermes template (lab_helpers/templates/smollm2_hermes.jinja, "
+        template="lab's Hermes template (lab_helpers/data/templates/smollm2_hermes.jinja, "
         "installed into the prepared model)",
         max_model_len=None, served_model_name="smollm2-135m-instruct",
     ),

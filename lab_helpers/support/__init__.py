@@ -6,9 +6,11 @@
     desk.reset()                                # back to the seed
 
 Module 3 turns the desk's methods into tools (`lab_helpers.tools`); module 4 serves the same
-methods over MCP. `db` holds the schema, the seed loader and the transaction helper.
+methods over MCP. `db` holds the schema, the seed loader and the transaction helper;
+`search` a small semantic search over ACME's FAQ with the embeddings server (module 1).
 
-May import: `errors`, `paths` (the desk knows nothing about models or tools).
+May import: `errors`, `paths`, `connect` (only the FAQ search, to reach the embeddings server;
+the desk knows nothing about models or tools).
 """
 
 from __future__ import annotations

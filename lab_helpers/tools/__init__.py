@@ -14,15 +14,15 @@
   for writes (module 4's approval gate goes there);
 - `loop`: model -> tool calls -> results -> model ..., every `tool_choice`, streaming, a round
   limit; the `Transcript` it returns is what the transcript widget shows;
-- `evaluate`: valid-call / right-tool / right-argument rates over labelled requests.
+- `evaluate`: valid-call / right-tool / right-argument rates over labelled requests;
+- `approval`: the approval gate (module 4) the executor's decision hook answers through.
 
-May import: `connect`, `approval` (the decision hook's types), `support` (ACME's tools),
-`errors`.
+May import: `connect`, `support` (ACME's tools), `errors`, `paths`.
 """
 
 from __future__ import annotations
 
-from ..approval.decisions import (
+from .approval.decisions import (
     Decide,
     Decision,
     PendingCall,

@@ -21,7 +21,7 @@ audit log (a "refused" line, or a "deny" decision naming the failure); an unknow
 schema failure is answered before the gate and is not.
 
 The decision is pluggable because module 4 puts its human approval gate exactly here: a
-`decide(pending) -> Decision` callable, answered through the gate (`lab_helpers.approval`).
+`decide(pending) -> Decision` callable, answered through the gate (`lab_helpers.tools.approval`).
 Every registry runs guarded: `ToolExecutor` guards an unguarded one with a gate of its own
 (reads auto-approved, writes ask `decide`), so each function refuses to run without the gate's
 grant for exactly its call, and every decision and run lands in the audit log. The default,
@@ -37,8 +37,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..approval import ApprovalGate, NotApproved, gated
-from ..approval.decisions import Decide, Decision, PendingCall, ask_in_notebook, checked_decision
+from .approval import ApprovalGate, NotApproved, gated
+from .approval.decisions import Decide, Decision, PendingCall, ask_in_notebook, checked_decision
 from ..errors import LabError
 from .registry import ToolCall, ToolCallError, ToolRegistry
 

@@ -7,8 +7,8 @@
 Long work (streaming, starting servers, sampling, plotting) runs on threads; the widgets show
 results and errors in their own values and never print.
 
-May import: the models they show (`chat`, `metrics`, `server`, `structured`, `tools`,
-`approval`, `mcp`) and `errors`; nothing imports the widgets.
+May import: the models they show (`chat`, `metrics`, `server`, `structured`, `tools`
+with its approval gate, `mcp`) and `errors`; nothing imports the widgets.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
     agent = McpAgent(srv, bridge, gate, folder=...)
     AgentChat(agent)                                # message box, tool picker, approvals, answer
 
-The gate does the work (lab_helpers.approval): it holds the pending calls, records decisions
+The gate does the work (lab_helpers.tools.approval): it holds the pending calls, records decisions
 and grants one run per approval. `ApprovalWidget` only shows `gate.pending()` — server, tool,
 pretty arguments — and turns Approve / Deny / Always clicks into `gate.resolve(...)`. The agent's
 tool loop runs on a background thread and waits inside the gate while the buttons are shown, so
@@ -19,7 +19,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..approval import ApprovalGate, Choice, PendingApproval
+from ..tools.approval import ApprovalGate, Choice, PendingApproval
 from ..mcp.agent import McpAgent
 from ..tools.loop import Transcript, named
 from .shared import Controls, captured, error_html

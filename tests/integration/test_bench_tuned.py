@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from lab_helpers import bench, server, structured
-from lab_helpers.cli import build_parser
+from lab_helpers.cli.main import build_parser
 from lab_helpers.models import INT8_CHAT_MODEL
 from lab_helpers.server.config import chat_server
 from lab_helpers.structured import StructuredClient

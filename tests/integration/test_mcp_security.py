@@ -22,7 +22,7 @@ import httpx
 import psutil
 import pytest
 
-from lab_helpers.approval import ApprovalGate, AuditLog, Choice, PendingApproval
+from lab_helpers.tools.approval import ApprovalGate, AuditLog, Choice, PendingApproval
 from lab_helpers.mcp.bridge import McpBridge, McpServerSpec, McpToolInfo, McpUnavailable
 from lab_helpers.mcp.servers import AcmeHttpServer, free_port
 from lab_helpers.support import SupportDesk

@@ -19,7 +19,7 @@ import time
 import psutil
 import pytest
 
-from lab_helpers.approval import ApprovalGate, ApprovalPolicy, AuditLog, NotApproved, scripted
+from lab_helpers.tools.approval import ApprovalGate, ApprovalPolicy, AuditLog, NotApproved, scripted
 from lab_helpers.mcp.bridge import McpBridge, McpServerSpec, McpToolError, McpUnavailable
 from lab_helpers.mcp.servers import (
     AcmeHttpServer,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 
 from lab_helpers import bench, structured
-from lab_helpers.approval import ApprovalGate, ApprovalPolicy, scripted
+from lab_helpers.tools.approval import ApprovalGate, ApprovalPolicy, scripted
 from lab_helpers.mcp.agent import McpAgent
 from lab_helpers.mcp.bridge import McpBridge
 from lab_helpers.mcp.servers import acme_stdio, time_server

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lab_helpers.approval import (
+from lab_helpers.tools.approval import (
     ApprovalError,
     ApprovalGate,
     ApprovalPolicy,

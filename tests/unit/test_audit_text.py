@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lab_helpers.approval import ApprovalGate, AuditLog, scripted
+from lab_helpers.tools.approval import ApprovalGate, AuditLog, scripted
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, acme_registry
 from tests.acme_cases import ORDER, TICKET

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lab_helpers.approval import ApprovalGate, AuditLog, NotApproved
+from lab_helpers.tools.approval import ApprovalGate, AuditLog, NotApproved
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, ToolRegistry, acme_registry, approve_all
 from tests.acme_cases import ORDER, TICKET

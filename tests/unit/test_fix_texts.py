@@ -14,7 +14,7 @@ import shlex
 
 import pytest
 
-from lab_helpers.cli import build_parser
+from lab_helpers.cli.main import build_parser
 from lab_helpers.paths import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "lab_helpers"

@@ -44,7 +44,7 @@ LATE_IMPORTS = {
 }
 # lab_helpers' own modules imported late, and why.
 LATE_OWN_IMPORTS = {
-    "lab_helpers/cli.py": "each command imports what it needs, so `vllm-lab status` answers in "
+    "lab_helpers/cli/main.py": "each command imports what it needs, so `vllm-lab status` answers in "
                           "a second instead of loading pandas, the MCP SDK and the image tools",
 }
 
@@ -180,3 +180,11 @@ def test_every_package_imports_only_what_its_docstring_allows(graph):
 def test_nothing_imports_the_widgets(graph):
     users = {part for part, others in _parts_imported(graph).items() if "widgets" in others}
     assert users == set()
+
+
+def test_the_approval_gate_never_imports_the_tools_it_guards(graph):
+    gate = "lab_helpers.tools.approval"
+    imported = {other for module in graph.modules if module.startswith(gate)
+                for other in graph.find_modules_directly_imported_by(module)}
+    tools = {m for m in imported if m.startswith("lab_helpers.tools") and not m.startswith(gate)}
+    assert tools == set()

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from lab_helpers.cli import build_parser
+from lab_helpers.cli.main import build_parser
 from lab_helpers.errors import (
     GPUUnavailable,
     ImageMissing,

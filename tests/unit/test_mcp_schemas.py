@@ -5,7 +5,7 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from lab_helpers.cli import build_parser
+from lab_helpers.cli.main import build_parser
 from lab_helpers.mcp.acme_server import McpServeError, build_server, http_app, own_addresses
 from lab_helpers.mcp.agent import narrowed
 from lab_helpers.mcp.bridge import McpBridge, McpError, McpServerSpec, strict_parameters

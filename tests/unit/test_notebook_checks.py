@@ -306,7 +306,7 @@ def case_reset_restores_the_seed(tmp_path):
 
 
 def case_unapproved_write_refused(tmp_path):
-    from lab_helpers.approval import NotApproved
+    from lab_helpers.tools.approval import NotApproved
     from lab_helpers.support import SupportDesk
 
     def desk(name, write=False):

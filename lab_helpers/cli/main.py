@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import LabError
+from ..errors import LabError
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -17,7 +17,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare_models(args: argparse.Namespace) -> int:
-    from .models import prepare_models
+    from ..models import prepare_models
 
     for key, path in prepare_models(force=args.force).items():
         print(f"{key}: {path}")
@@ -25,14 +25,14 @@ def _cmd_prepare_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_build_image(args: argparse.Namespace) -> int:
-    from .server.image import build_image
+    from ..server.image import build_image
 
     print(build_image(compiler=args.compiler, force=args.force))
     return 0
 
 
 def _cmd_podman_ok(args: argparse.Namespace) -> int:
-    from .server.podman_cli import podman_status
+    from ..server.podman_cli import podman_status
 
     ok, reason = podman_status()
     print(reason, file=sys.stderr)
@@ -40,13 +40,13 @@ def _cmd_podman_ok(args: argparse.Namespace) -> int:
 
 
 def _configs(args: argparse.Namespace):
-    from .server.config import chat_server, embedding_server
+    from ..server.config import chat_server, embedding_server
 
     overrides: dict[str, object] = {} if args.port is None else {"port": args.port}
     if args.eager is not None:
         overrides["enforce_eager"] = args.eager
         if not args.eager and args.profile == "cpu":
-            from .server.image import image_for
+            from ..server.image import image_for
 
             overrides["image"] = image_for(compiler=True)
     if args.expose:
@@ -58,9 +58,9 @@ def _configs(args: argparse.Namespace):
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from . import server
-    from .server.image import build_image, image_for
-    from .server.podman_cli import podman_status
+    from .. import server
+    from ..server.image import build_image, image_for
+    from ..server.podman_cli import podman_status
 
     for config in _configs(args):
         if (not args.dry_run and config.image == image_for(compiler=True)
@@ -78,7 +78,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
-    from . import server
+    from .. import server
 
     if args.stale:
         removed = server.cleanup_stale()
@@ -93,7 +93,7 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from . import server
+    from .. import server
 
     infos = server.list_servers()
     if not infos:
@@ -108,7 +108,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-    from . import server
+    from .. import server
 
     srv = server.get(args.name)
     if args.follow:
@@ -123,7 +123,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
 
 def _cmd_mcp_serve(args: argparse.Namespace) -> int:
-    from .mcp.acme_server import serve
+    from ..mcp.acme_server import serve
 
     serve(args.transport, host=args.host, port=args.port, token_file=args.token_file,
           db_path=args.db)
@@ -131,7 +131,7 @@ def _cmd_mcp_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_mcp_install(args: argparse.Namespace) -> int:
-    from .mcp.servers import install_conformance_suite, install_filesystem_server
+    from ..mcp.servers import install_conformance_suite, install_filesystem_server
 
     print(install_filesystem_server(force=args.force))
     print(install_conformance_suite(force=args.force))   # the tests' MCP conformance suite
@@ -219,7 +219,3 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """What a decision is about: tool identities, the per-tool policy, pending calls, choices.
 
-See `lab_helpers.approval` for how the gate uses them.
+See `lab_helpers.tools.approval` for how the gate uses them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import LabError
+from ...errors import LabError
 from .audit import jsonable
 
 Choice = Literal["approve", "deny", "approve_always"]

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..tools.registry import ToolCall
+    from ..registry import ToolCall
 
 
 @dataclass(frozen=True)

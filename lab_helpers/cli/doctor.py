@@ -7,13 +7,13 @@ import importlib.util
 import platform
 from dataclasses import dataclass
 
-from .models import BUNDLED, is_prepared
-from .paths import port_base
-from .server import choose_runtime, list_servers, port_is_free
-from .server.checks import mem_available_bytes
-from .server.config import CPU_IMAGE
-from .server.gpu import gpu_status, require_gpu
-from .server.podman_cli import INSTALL_FIX, image_exists, podman_status
+from ..models import BUNDLED, is_prepared
+from ..paths import port_base
+from ..server import choose_runtime, list_servers, port_is_free
+from ..server.checks import mem_available_bytes
+from ..server.config import CPU_IMAGE
+from ..server.gpu import gpu_status, require_gpu
+from ..server.podman_cli import INSTALL_FIX, image_exists, podman_status
 
 
 @dataclass(frozen=True)

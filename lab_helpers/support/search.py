@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .connect import Connection
+from ..connect import Connection
 
 
 def acme_faq() -> list[dict[str, str]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..paths import lab_home
+from ...paths import lab_home
 
 if TYPE_CHECKING:
     import pandas as pd

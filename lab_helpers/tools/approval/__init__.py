@@ -1,6 +1,6 @@
 """The approval gate: no tool runs in the lab without a recorded decision (module 4).
 
-    from lab_helpers.approval import ApprovalGate, scripted
+    from lab_helpers.tools.approval import ApprovalGate, scripted
     gate = ApprovalGate(decide=scripted({"acme__create_ticket": "approve"}))
     executor = ToolExecutor(gate.guard(registry), decide=gate.executor_hook)
 
@@ -9,8 +9,8 @@
 - `policy`: tool identities, the per-tool policy, pending calls, decision functions;
 - `audit`: the append-only JSON-lines audit log in the lab home.
 
-May import: `errors`, `paths` (the audit log's place); never the tools it guards: they
-are handed to the gate.
+May import: `errors`, `paths` (the audit log's place); never the tools it guards (the rest of
+`lab_helpers.tools`): they are handed to the gate.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ from .policy import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..tools.registry import ToolRegistry
+    from ..registry import ToolRegistry
 
 
 class ApprovalGate:

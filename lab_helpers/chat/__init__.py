@@ -6,8 +6,9 @@
         print(piece, end="")
 
 - `session`: ChatSession, the conversation and its requests (through `lab_helpers.connect`);
-- `turns`: what a chat holds (turns, endpoints, reply statistics) and what is refused before
-  anything is sent;
+- `target`: where requests go (endpoint, connection, the served models and their context);
+- `turns`: what a chat holds (turns, reply statistics) and what is refused before anything is
+  sent;
 - `export`: a conversation as Markdown or JSON;
 - `presets`: system prompts for the chat widget and notebooks;
 - `logprobs`: the alternatives behind each sampled token.

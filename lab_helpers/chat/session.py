@@ -48,19 +48,17 @@ from ..connect import (
 )
 from ..errors import LabError
 from .export import to_json, to_markdown
+from .target import ChatTarget, Endpoint, lab_endpoints, resolve_endpoint
 from .turns import (
     ChatBusy,
     ChatError,
     ChatInputError,
     ChatTurn,
     ContextLimitExceeded,
-    Endpoint,
     ReplyStats,
     TurnStatus,
     _Clock,
     check_context,
-    lab_endpoints,
-    resolve_endpoint,
     validate_settings,
 )
 
@@ -110,10 +108,10 @@ class ChatSession:
                 raise ValueError("pass either a server (or its name) or base_url, not both")
             if not model:
                 raise ValueError("base_url needs model=... (the served model name)")
-            self._endpoint = Endpoint(base_url.rstrip("/").removesuffix("/v1"),
-                                      api_key or "EMPTY", model)
+            endpoint = Endpoint(base_url.rstrip("/").removesuffix("/v1"), api_key or "EMPTY",
+                                model)
         else:
-            self._endpoint = resolve_endpoint(target or DEFAULT_SERVER, model)
+            endpoint = resolve_endpoint(target or DEFAULT_SERVER, model)
         self.system_prompt = system_prompt
         self._temperature = float(temperature)
         self._top_p = float(top_p)
@@ -123,28 +121,28 @@ class ChatSession:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._active: Any = None  # the open openai Stream while generating
-        self._conn = self._connect()
-        self._limits: dict[tuple[str, str], int] = {}  # (base_url, model) -> max_model_len
+        self.target = ChatTarget(endpoint, timeout)
+        """Where requests go (`lab_helpers.chat.target`): replaced by `use()`/`set_model()`."""
 
     # -- settings ----------------------------------------------------------------------------
 
     @property
     def endpoint(self) -> Endpoint:
         """Where requests go now (a replaced lab server: its new address and key)."""
-        return replace(self._endpoint, base_url=self._conn.base_url, api_key=self._conn.api_key)
+        return self.target.endpoint
 
     @property
     def connection(self) -> Connection:
         """How requests reach the server (lab_helpers.connect)."""
-        return self._conn
+        return self.target.connection
 
     @property
     def model(self) -> str:
-        return self._endpoint.model
+        return self.target.model
 
     @property
     def base_url(self) -> str:
-        return self._conn.base_url
+        return self.target.connection.base_url
 
     @property
     def temperature(self) -> float:
@@ -241,19 +239,11 @@ class ChatSession:
 
     def served_models(self) -> dict[str, int | None]:
         """Models the current server serves, with their max_model_len (GET /v1/models)."""
-        models = self._conn.served_models()
-        for name, limit in models.items():
-            if limit:
-                self._limits[(self._conn.base_url, name)] = int(limit)
-        return models
+        return self.target.served_models()
 
     def max_model_len(self) -> int | None:
         """The current model's context length in tokens, as the server reports it (cached)."""
-        if (self._conn.base_url, self.model) not in self._limits:
-            served = self.served_models()
-            if self.model not in served:
-                raise not_served(self.model, served)
-        return self._limits.get((self._conn.base_url, self.model))
+        return self.target.max_model_len()
 
     lab_endpoints = staticmethod(lab_endpoints)
 
@@ -262,33 +252,17 @@ class ChatSession:
         with self._lock:
             if self.is_generating:
                 raise ChatBusy("A reply is still streaming.", fix="stop it before switching")
-            self._endpoint = resolve_endpoint(target, None)
-            self._conn = self._connect()
+            self.target = ChatTarget(resolve_endpoint(target, None), self._timeout)
 
     def set_model(self, model: str) -> None:
         """Switch to `model`: on the current server if it serves it, else on a running lab
         server that does. ModelNotServed (listing what is served) if none does."""
-        model = model.strip()
-        try:
-            here = self.served_models()
-        except ServerUnavailable:
-            here = {}
-        if model in here:
-            self.use(replace(self.endpoint, model=model))
-            return
-        lab = self.lab_endpoints()
-        for endpoint in lab:
-            if endpoint.model == model:
-                self.use(endpoint)
-                return
-        raise not_served(model, dict.fromkeys(list(here) + [e.model for e in lab]))
+        self.use(self.target.find(model.strip()))
 
     def count_prompt_tokens(self, next_message: str | None = None) -> int:
         """Tokens of the prompt the next request sends, counted by the server (POST /tokenize
         with the same messages and chat template), not estimated."""
-        payload = {"model": self.model, "messages": self.messages(next_message),
-                   "add_generation_prompt": True}
-        return int(self._conn.post("/tokenize", payload).json()["count"])
+        return self.target.count_tokens(self.messages(next_message))
 
     def export_json(self) -> str:
         """The conversation (system prompt, settings, turns with their stats) as JSON."""
@@ -329,7 +303,7 @@ class ChatSession:
                 raise ChatBusy("A reply is still streaming.",
                                fix="wait for it, or stop it (Stop button / stop())")
         try:
-            self._conn.check()  # a server that failed last time: found again, or said so now
+            self.connection.check()  # a server that failed last time: found again, or said so now
             limit = self.max_model_len()
             if limit is not None:
                 check_context(limit, self._max_tokens, self.model, self.messages(text),
@@ -400,21 +374,10 @@ class ChatSession:
                 top_p=self._top_p, max_tokens=self._max_tokens, stream=True,
                 stream_options={"include_usage": True})
 
-        return self._conn.request(create, what="the chat request", rejected=REJECTED,
+        return self.connection.request(create, what="the chat request", rejected=REJECTED,
                                   unsent=messages[-1]["content"])  # the new user message
 
     # -- plumbing ----------------------------------------------------------------------------
-
-    def _connect(self) -> Connection:
-        """The connection for the current endpoint: a lab server's by name (its key file, the
-        endpoint's key while there is none), any other with the key given."""
-        endpoint = self._endpoint
-        if endpoint.server_name:
-            return Connection(endpoint.base_url, server_name=endpoint.server_name,
-                              api_key=endpoint.api_key, timeout=self._timeout)
-        return Connection(endpoint.base_url, api_key=endpoint.api_key, timeout=self._timeout,
-                          key_hint="for a lab server use ChatSession(<server name>): it reads "
-                                   "the current key")
 
     def _rollback(self, turn: ChatTurn) -> None:
         with self._lock:
@@ -425,7 +388,7 @@ class ChatSession:
     def _failed(self, exc: Exception, turn: ChatTurn) -> LabError:
         """The lab's error for a failed turn; a model the server does not know lists the
         ones it serves."""
-        err = self._conn.translate(
+        err = self.connection.translate(
             exc, what="the chat request", rejected=REJECTED, unsent=turn.user,
             partial=turn.answer)
         if isinstance(err, RequestRejected) and err.status == 404:

@@ -1,5 +1,6 @@
-"""What a chat holds: where requests go, each turn, the numbers measured for it, and what is
-refused before anything is sent (a failed request is lab_helpers.connect's error)."""
+"""What a chat holds: each turn, the numbers measured for it, and what is refused before
+anything is sent (a failed request is lab_helpers.connect's error; where requests go is
+`target`'s)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from .. import server
 from ..errors import LabError
-from ..models import BUNDLED
-
-if TYPE_CHECKING:
-    from ..server import Server
 
 TurnStatus = Literal["streaming", "done", "stopped"]
 
@@ -45,47 +41,6 @@ class ChatBusy(ChatError):
 
 
 # -- data --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where requests go: an OpenAI-compatible base URL (without /v1), its key and a model."""
-
-    base_url: str
-    api_key: str
-    model: str
-    server_name: str | None = None
-    """The lab server's name, if it is one: its key is re-read on every request."""
-
-    @classmethod
-    def from_server(cls, srv: Server) -> Endpoint:
-        return cls(srv.base_url, srv.api_key, srv.model_name, srv.name)
-
-    @property
-    def label(self) -> str:
-        where = self.server_name or self.base_url
-        return f"{self.model} ({where})"
-
-
-def resolve_endpoint(target: Server | str | Endpoint, model: str | None) -> Endpoint:
-    """A Server, a running lab server's name or an Endpoint, optionally with another model."""
-    if isinstance(target, Endpoint):
-        endpoint = target
-    else:
-        endpoint = Endpoint.from_server(server.get(target) if isinstance(target, str) else target)
-    return replace(endpoint, model=model) if model else endpoint
-
-
-def lab_endpoints() -> list[Endpoint]:
-    """Running lab servers that can chat (embedding servers are left out)."""
-    out = []
-    for runtime in server.available_runtimes():
-        for info in runtime.list():
-            spec = BUNDLED.get(info.model_name)
-            if info.state != "running" or (spec is not None and spec.kind != "chat"):
-                continue
-            out.append(Endpoint.from_server(server.Server(runtime, info)))
-    return out
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,7 @@ def test_messages_include_system_prompt_and_stopped_answers(dead_url):
 
 def test_context_limit_error_names_the_limit(dead_url):
     session = offline_session(dead_url, max_tokens=9000)
-    session._limits[(dead_url, MODEL)] = 8192  # as if read from GET /v1/models
+    session.target.limits[MODEL] = 8192  # as if read from GET /v1/models
     with pytest.raises(ContextLimitExceeded) as info:
         session.send("hi")
     assert "8192" in str(info.value) and "max_tokens=9000" in str(info.value)

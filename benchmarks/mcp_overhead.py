@@ -30,11 +30,11 @@ from pathlib import Path
 
 from publish import RESULTS, publish
 
-from lab_helpers.tools.approval import ApprovalGate, AuditLog
 from lab_helpers.mcp.bridge import McpBridge
 from lab_helpers.mcp.servers import AcmeHttpServer, acme_stdio, free_port
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, acme_registry
+from lab_helpers.tools.approval import ApprovalGate, AuditLog
 
 TARGET_STDIO_ADDED_MS = 25.0
 TARGET_HTTP_ADDED_MS = 50.0

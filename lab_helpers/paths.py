@@ -84,3 +84,14 @@ def vllm_cache_dir() -> Path:
 def containers_dir() -> Path:
     """The Containerfile and containers.conf shipped with the lab."""
     return REPO_ROOT / "containers"
+
+
+def workspace_dir() -> Path:
+    """The learner's working copies of the notebooks (`./lab start` serves them):
+    VLLM_LAB_WORKSPACE, or `my-notebooks/` beside `notebooks/` (git-ignored)."""
+    return Path(os.environ.get("VLLM_LAB_WORKSPACE", REPO_ROOT / "my-notebooks")).expanduser()
+
+
+def shipped_notebooks_dir() -> Path:
+    """The notebooks as shipped (git-tracked; never written by the lab)."""
+    return REPO_ROOT / "notebooks"

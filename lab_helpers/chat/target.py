@@ -59,27 +59,6 @@ def lab_endpoints() -> list[Endpoint]:
     return out
 
 
-def resolve_endpoint(target: Server | str | Endpoint, model: str | None) -> Endpoint:
-    """A Server, a running lab server's name or an Endpoint, optionally with another model."""
-    if isinstance(target, Endpoint):
-        endpoint = target
-    else:
-        endpoint = Endpoint.from_server(server.get(target) if isinstance(target, str) else target)
-    return replace(endpoint, model=model) if model else endpoint
-
-
-def lab_endpoints() -> list[Endpoint]:
-    """Running lab servers that can chat (embedding servers are left out)."""
-    out = []
-    for runtime in server.available_runtimes():
-        for info in runtime.list():
-            spec = BUNDLED.get(info.model_name)
-            if info.state != "running" or (spec is not None and spec.kind != "chat"):
-                continue
-            out.append(Endpoint.from_server(server.Server(runtime, info)))
-    return out
-
-
 class ChatTarget:
     """One endpoint and its connection, with the context lengths its server reported.
 

@@ -122,6 +122,31 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_workspace(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..paths import shipped_notebooks_dir, workspace_dir
+    from .start import make_workspace, reset_notebook
+
+    source = Path(args.source) if args.source else shipped_notebooks_dir()
+    dest = Path(args.dir) if args.dir else workspace_dir()
+    if args.reset:
+        fresh, backup = reset_notebook(source, dest, args.reset)
+        print(f"{fresh.name}: back as shipped" +
+              (f"; your version is kept as {backup.name}" if backup else ""))
+        return 0
+    for made in make_workspace(source, dest):
+        print(f"copied {made.name} into {dest}")
+    return 0
+
+
+def _cmd_warm(args: argparse.Namespace) -> int:
+    from .start import warm_start
+
+    print(warm_start(args.profile).message)
+    return 0
+
+
 def _cmd_mcp_serve(args: argparse.Namespace) -> int:
     from ..mcp.acme_server import serve
 
@@ -208,6 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=int, default=100)
     p.add_argument("-f", "--follow", action="store_true")
     p.set_defaults(func=_cmd_logs)
+    p = sub.add_parser("workspace", help="the learner's working copies of the notebooks "
+                                         "(made once, never overwritten)")
+    p.add_argument("--source", help="the shipped notebooks (default: the repo's notebooks/)")
+    p.add_argument("--dir", help="the working copies' folder (default: VLLM_LAB_WORKSPACE or "
+                                 "my-notebooks/ beside notebooks/)")
+    p.add_argument("--reset", metavar="MODULE",
+                   help="put one module (e.g. 01) back as shipped; yours is kept as a backup")
+    p.set_defaults(func=_cmd_workspace)
+    p = sub.add_parser("warm", help="start the default chat server in the background, unless "
+                                    "one is there (./lab start does this)")
+    p.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
+    p.set_defaults(func=_cmd_warm)
     _add_mcp_commands(sub)
     return parser
 

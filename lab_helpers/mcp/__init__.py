@@ -12,6 +12,6 @@
 - `agent`: `McpAgent`, module 3's tool loop over the MCP tools, every call through the
   approval gate (`lab_helpers.tools.approval`).
 
-May import: `tools` (with its approval gate), `support` (the ACME server's backend), `server`, `errors`,
-`paths`.
+May import: `tools` (with its approval gate), `support` (the ACME server's backend), `server`,
+`errors`, `paths`.
 """

@@ -22,6 +22,7 @@ May import: `connect`, `support` (ACME's tools), `errors`, `paths`.
 
 from __future__ import annotations
 
+from ..support import WRITE_TOOLS, SupportDesk
 from .approval.decisions import (
     Decide,
     Decision,
@@ -30,7 +31,6 @@ from .approval.decisions import (
     ask_in_notebook,
     deny_all,
 )
-from ..support import WRITE_TOOLS, SupportDesk
 from .executor import ToolExecutor, ToolResult
 from .loop import Round, ToolLoop, ToolLoopError, Transcript, choice_label, named
 from .registry import InvalidArguments, ToolCall, ToolCallError, ToolRegistry, UnknownTool

@@ -37,9 +37,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import LabError
 from .approval import ApprovalGate, NotApproved, gated
 from .approval.decisions import Decide, Decision, PendingCall, ask_in_notebook, checked_decision
-from ..errors import LabError
 from .registry import ToolCall, ToolCallError, ToolRegistry
 
 ResultStatus = Literal["ok", "error", "denied", "unknown_tool", "invalid_arguments"]

@@ -19,8 +19,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..tools.approval import ApprovalGate, Choice, PendingApproval
 from ..mcp.agent import McpAgent
+from ..tools.approval import ApprovalGate, Choice, PendingApproval
 from ..tools.loop import Transcript, named
 from .shared import Controls, captured, error_html
 from .tool_transcript import transcript_html

@@ -25,10 +25,10 @@ from lab_helpers import server, structured
 from lab_helpers.chat import ChatSession
 from lab_helpers.chat.logprobs import sample_with_logprobs
 from lab_helpers.metrics import MetricsRecorder, fetch_metrics
-from lab_helpers.support.search import SemanticIndex
 from lab_helpers.server.config import chat_server, embedding_server
 from lab_helpers.structured import StructuredClient
 from lab_helpers.support import SupportDesk
+from lab_helpers.support.search import SemanticIndex
 from lab_helpers.tools import ToolExecutor, ToolLoop, acme_registry, approve_all, named
 from lab_helpers.tools.registry import ToolRegistry
 

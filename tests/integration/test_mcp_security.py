@@ -22,11 +22,11 @@ import httpx
 import psutil
 import pytest
 
-from lab_helpers.tools.approval import ApprovalGate, AuditLog, Choice, PendingApproval
 from lab_helpers.mcp.bridge import McpBridge, McpServerSpec, McpToolInfo, McpUnavailable
 from lab_helpers.mcp.servers import AcmeHttpServer, free_port
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, ToolResult
+from lab_helpers.tools.approval import ApprovalGate, AuditLog, Choice, PendingApproval
 
 
 @pytest.fixture(scope="module")

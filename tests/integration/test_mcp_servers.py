@@ -19,7 +19,6 @@ import time
 import psutil
 import pytest
 
-from lab_helpers.tools.approval import ApprovalGate, ApprovalPolicy, AuditLog, NotApproved, scripted
 from lab_helpers.mcp.bridge import McpBridge, McpServerSpec, McpToolError, McpUnavailable
 from lab_helpers.mcp.servers import (
     AcmeHttpServer,
@@ -32,6 +31,7 @@ from lab_helpers.mcp.servers import (
 )
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor
+from lab_helpers.tools.approval import ApprovalGate, ApprovalPolicy, AuditLog, NotApproved, scripted
 
 ACME_TOOLS = {"get_order_status", "get_customer_info", "schedule_callback", "search_products",
               "create_ticket"}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import pytest
 
 from lab_helpers import bench, structured
-from lab_helpers.tools.approval import ApprovalGate, ApprovalPolicy, scripted
 from lab_helpers.mcp.agent import McpAgent
 from lab_helpers.mcp.bridge import McpBridge
 from lab_helpers.mcp.servers import acme_stdio, time_server
@@ -33,6 +32,7 @@ from lab_helpers.structured.presets import (
 )
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolExecutor, ToolLoop, acme_registry, approve_all
+from lab_helpers.tools.approval import ApprovalGate, ApprovalPolicy, scripted
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,6 @@ lab's error and its fix.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from lab_helpers.paths import REPO_ROOT, lab_home, models_dir, port_base
+from lab_helpers.paths import REPO_ROOT
 from lab_helpers.server.gpu import gpu_status
 
 pytestmark = pytest.mark.integration
@@ -58,16 +57,12 @@ def core_path(notebook: Path, into: Path) -> Path:
     return copy
 
 
-def test_module1_core_path_runs_top_to_bottom_as_local_processes():
+def test_module1_core_path_runs_top_to_bottom_as_local_processes(local_runtime_lab):
     """The core path without the optional deep dives, which also shows that no later cell
-    needs them (nbval ran them all under the default runtime)."""
-    home = Path(str(lab_home()) + "-local-runtime")
-    home.mkdir(exist_ok=True)
-    models = home / "models"
-    if not models.exists():
-        models.symlink_to(models_dir(), target_is_directory=True)  # no second preparation
-    env = {**os.environ, "VLLM_LAB_RUNTIME": "local", "VLLM_LAB_TEST_HOME": str(home),
-           "VLLM_LAB_TEST_PORT_BASE": str(port_base() + 100)}
+    needs them (nbval ran them all under the default runtime). Its first start finds the chat
+    server `./lab start` started in the background (test_lab_start.py), if that ran first."""
+    env = {**local_runtime_lab, "VLLM_LAB_TEST_HOME": local_runtime_lab["VLLM_LAB_HOME"],
+           "VLLM_LAB_TEST_PORT_BASE": local_runtime_lab["VLLM_LAB_PORT_BASE"]}
     # The copy lives in the repository (a hidden folder pytest does not collect), so the
     # repository's conftest.py sets up the lab for it as for the notebooks themselves.
     with tempfile.TemporaryDirectory(dir=REPO_ROOT, prefix=".core-path-") as folder:

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from lab_helpers.support import SupportDesk
+from lab_helpers.tools import ToolCall, ToolExecutor, ToolRegistry, acme_registry
 from lab_helpers.tools.approval import (
     ApprovalError,
     ApprovalGate,
@@ -17,8 +19,6 @@ from lab_helpers.tools.approval import (
     ToolIdentity,
     scripted,
 )
-from lab_helpers.support import SupportDesk
-from lab_helpers.tools import ToolCall, ToolExecutor, ToolRegistry, acme_registry
 from tests.acme_cases import ORDER, TICKET
 
 

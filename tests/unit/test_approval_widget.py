@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from lab_helpers.tools.approval import ApprovalGate, AuditLog
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, acme_registry
+from lab_helpers.tools.approval import ApprovalGate, AuditLog
 from lab_helpers.widgets.approval import ApprovalWidget
 
 TICKET = {"customer_email": "john.smith@email.com", "subject": "Widget", "description": "d",

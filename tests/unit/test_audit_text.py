@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from lab_helpers.tools.approval import ApprovalGate, AuditLog, scripted
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, acme_registry
+from lab_helpers.tools.approval import ApprovalGate, AuditLog, scripted
 from tests.acme_cases import ORDER, TICKET
 
 # Every character str.splitlines() splits on: a reader that splits on them breaks the JSON.

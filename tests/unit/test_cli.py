@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from lab_helpers.cli import main
+from lab_helpers.cli.start import make_workspace, reset_notebook
+from lab_helpers.errors import LabError
+from lab_helpers.paths import shipped_notebooks_dir
 from lab_helpers.server.config import GPU_IMAGE
 from lab_helpers.server.gpu import gpu_status
 
@@ -48,3 +51,26 @@ def test_up_expose_is_explicit_and_warns(capsys):
     with pytest.warns(UserWarning, match="reachable from other machines"):
         assert main(["up", "--expose", "--runtime", "podman", "--dry-run"]) == 0
     assert "--publish 0.0.0.0:" in capsys.readouterr().out
+
+
+# -- the learner's working copies -------------------------------------------------------------
+
+
+def test_workspace_copies_once_and_reset_keeps_a_backup(tmp_path):
+    source, dest = shipped_notebooks_dir(), tmp_path / "work"
+    made = make_workspace(source, dest)
+    assert sorted(p.name for p in made) == sorted(p.name for p in source.glob("*.ipynb"))
+    module2 = made[1]
+    module2.write_text("{}")
+    assert make_workspace(source, dest) == [] and module2.read_text() == "{}"
+    fresh, backup = reset_notebook(source, dest, "02")
+    assert fresh == module2 and fresh.read_bytes() == (source / fresh.name).read_bytes()
+    assert backup is not None and backup.read_text() == "{}"
+    assert reset_notebook(source, dest, "03")[1] is not None  # the unchanged copy, kept too
+
+
+def test_workspace_reset_of_an_unknown_module_names_the_modules(tmp_path):
+    with pytest.raises(LabError) as info:
+        reset_notebook(shipped_notebooks_dir(), tmp_path, "9")
+    assert "01, 02, 03, 04, 05" in str(info.value) and "--reset 01" in str(info.value)
+    assert not list(tmp_path.iterdir())

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from lab_helpers.tools.approval import ApprovalGate, AuditLog, NotApproved
 from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, ToolRegistry, acme_registry, approve_all
+from lab_helpers.tools.approval import ApprovalGate, AuditLog, NotApproved
 from tests.acme_cases import ORDER, TICKET
 
 

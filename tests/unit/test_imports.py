@@ -44,8 +44,9 @@ LATE_IMPORTS = {
 }
 # lab_helpers' own modules imported late, and why.
 LATE_OWN_IMPORTS = {
-    "lab_helpers/cli/main.py": "each command imports what it needs, so `vllm-lab status` answers in "
-                          "a second instead of loading pandas, the MCP SDK and the image tools",
+    "lab_helpers/cli/main.py": "each command imports what it needs, so `vllm-lab status` "
+                               "answers in a second instead of loading pandas, the MCP SDK "
+                               "and the image tools",
 }
 
 

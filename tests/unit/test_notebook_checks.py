@@ -306,8 +306,8 @@ def case_reset_restores_the_seed(tmp_path):
 
 
 def case_unapproved_write_refused(tmp_path):
-    from lab_helpers.tools.approval import NotApproved
     from lab_helpers.support import SupportDesk
+    from lab_helpers.tools.approval import NotApproved
 
     def desk(name, write=False):
         made = SupportDesk(tmp_path / f"{name}.sqlite")

@@ -1,0 +1,61 @@
+"""Every results file the README, the docs and the notebooks cite exists, with the figures
+they quote from it where the text names a key.
+
+A figure in the text is either computed in the notebook or names the file under
+`benchmarks/results/` it comes from (a bare name such as `tuning_rounds.json` next to a
+full path counts too). A glob (`tuning*.json`) must match at least one file; a cited script
+(`benchmarks/x.py`) must exist.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from lab_helpers.paths import REPO_ROOT
+
+RESULTS = REPO_ROOT / "benchmarks" / "results"
+CITED_FILE = re.compile(r"benchmarks/results/([\w*.-]+\.json)")
+BARE_RESULT = re.compile(r"`([\w*-]+\.json)`")
+CITED_SCRIPT = re.compile(r"benchmarks/([\w-]+\.py)")
+
+
+def texts() -> dict[str, str]:
+    out = {"README.md": (REPO_ROOT / "README.md").read_text()}
+    for doc in sorted((REPO_ROOT / "docs").glob("*.md")):
+        out[f"docs/{doc.name}"] = doc.read_text()
+    for notebook in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        out[notebook.name] = "\n".join("".join(c["source"]) for c in cells)
+    return out
+
+
+TEXTS = texts()
+
+
+@pytest.mark.parametrize("where", sorted(TEXTS))
+def test_every_cited_results_file_exists(where):
+    text = TEXTS[where]
+    cited = set(CITED_FILE.findall(text))
+    cited |= {name for name in BARE_RESULT.findall(text)
+              if any(Path(name).stem.startswith(Path(c).stem.rstrip("*")) for c in cited)}
+    missing = sorted(name for name in cited if not list(RESULTS.glob(name)))
+    assert missing == [], f"{where} cites results that are not in benchmarks/results/"
+    scripts = set(CITED_SCRIPT.findall(text))
+    assert sorted(s for s in scripts if not (REPO_ROOT / "benchmarks" / s).exists()) == []
+
+
+def test_the_check_sees_a_missing_file():
+    assert CITED_FILE.findall("see `benchmarks/results/nothing-here.json`") == \
+        ["nothing-here.json"]
+    assert not list(RESULTS.glob("nothing-here.json"))
+
+
+def test_first_cell_figures_in_the_readme_are_the_results_file():
+    result = json.loads((RESULTS / "first_cell.json").read_text())
+    readme = TEXTS["README.md"]
+    assert f"{result['first_cell_s']} s" in readme
+    assert f"{result['cold_first_cell_s']:.0f} s cold" in readme

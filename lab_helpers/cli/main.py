@@ -141,9 +141,21 @@ def _cmd_workspace(args: argparse.Namespace) -> int:
 
 
 def _cmd_warm(args: argparse.Namespace) -> int:
+    from ..server.profile import lab_profile
     from .start import warm_start
 
-    print(warm_start(args.profile).message)
+    print(warm_start(args.profile or lab_profile()).message)
+    return 0
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from ..server.profile import profile_and_source, save_profile
+
+    if args.profile:
+        print(f"profile {args.profile} saved in {save_profile(args.profile)}: every module "
+              "uses it from its next run")
+    profile, source = profile_and_source()
+    print(f"profile: {profile} (from {source})")
     return 0
 
 
@@ -243,8 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_workspace)
     p = sub.add_parser("warm", help="start the default chat server in the background, unless "
                                     "one is there (./lab start does this)")
-    p.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--profile", choices=["cpu", "gpu"], help="default: the lab's profile")
     p.set_defaults(func=_cmd_warm)
+    p = sub.add_parser("profile", help="the profile every module uses (cpu or gpu): print it, "
+                                       "or set it")
+    p.add_argument("profile", nargs="?", choices=["cpu", "gpu"])
+    p.set_defaults(func=_cmd_profile)
     _add_mcp_commands(sub)
     return parser
 

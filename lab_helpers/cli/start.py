@@ -22,6 +22,7 @@ from ..errors import LabError
 from ..paths import logs_dir
 from ..server.base import read_api_key, reuse_decision
 from ..server.config import chat_server
+from ..server.gpu import gpu_status
 
 WARM_LOG = "warm-start.log"
 """The background start's output, in the lab home's logs folder."""
@@ -85,6 +86,9 @@ def warm_start(profile: str = "cpu") -> WarmStart:
     config, or not healthy: left alone (module 1's start cell says what to do with it). None:
     `vllm-lab up` in its own session (it survives JupyterLab's Ctrl-C), output in the log.
     """
+    if profile == "gpu" and not gpu_status()[0]:
+        return WarmStart("off", "the lab's profile is gpu and this machine has no usable GPU: "
+                                "nothing started (module 1 says what to do)")
     config = chat_server(profile)
     stop = f"stop it with: ./.venv/bin/vllm-lab down {config.name}"
     runtime = server.get_runtime("auto", config)

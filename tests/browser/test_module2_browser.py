@@ -27,7 +27,7 @@ NOTEBOOK = "02_structured_outputs.ipynb"
 def test_run_a_preset_in_the_schema_editor(jupyterlab, page):
     notebook = jupyterlab.root / NOTEBOOK
     open_notebook(page, jupyterlab, NOTEBOOK)
-    run_up_to(page, notebook, 'PROFILE = "cpu"', timeout_s=300)
+    run_up_to(page, notebook, 'PROFILE = lab_profile()', timeout_s=300)
     run_cell(page, notebook, "editor = SchemaEditor(srv)", timeout_s=120)
     screenshot(page, "module2-after-run-up-to-editor")
     # None of these cells fails, on purpose or not (the malformed regex is not among them).

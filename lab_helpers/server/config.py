@@ -14,6 +14,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -198,6 +199,21 @@ class ServerConfig:
             args += ["--gpu-memory-utilization", str(self.gpu_memory_utilization)]
         args += list(self.extra_args)
         return args
+
+    def vllm_serve_command(self, key_file: str | Path = "KEY_FILE") -> str:
+        """The same server with vLLM alone, as one shell command: `vllm serve MODEL ...`.
+
+        The lab runs vLLM's API server behind its launcher (`keyguard.py`), which requires
+        the key on every route; vLLM's own `--api-key` guards its API routes only (not
+        /metrics or /health). The key is read from `key_file` when the command runs.
+        """
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.server_env().items()))
+        args = self.vllm_args()
+        model = args[args.index("--model") + 1]
+        rest = [a for i, a in enumerate(args) if a != "--model" and (i == 0 or args[i - 1]
+                                                                     != "--model")]
+        return " ".join(filter(None, [env, "vllm serve", shlex.quote(model), shlex.join(rest),
+                                      f'--api-key "$(cat {shlex.quote(str(key_file))})"']))
 
     def server_env(self) -> dict[str, str]:
         """Environment for the server process (the API key is added by the runtime)."""

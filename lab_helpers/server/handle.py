@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 
 from .config import ServerConfig
-from .keys import read_api_key
+from .keys import key_file, read_api_key
 
 if TYPE_CHECKING:
     from .base import Runtime
@@ -75,6 +76,11 @@ class Server:
     @property
     def api_key(self) -> str:
         return read_api_key(self.name) or ""
+
+    @property
+    def key_file(self) -> Path:
+        """The file holding the API key (owner-only): what a shell command reads the key from."""
+        return key_file(self.name)
 
     def health(self) -> bool:
         return check_health(self.base_url)

@@ -34,6 +34,7 @@ from typing import Any
 import nbformat
 import pandas as pd
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -50,8 +51,13 @@ def _tags(cell) -> list[str]:
     return list(cell.metadata.get("tags", []))
 
 
+def python_source(source: str) -> str:
+    """A cell as the kernel runs it: IPython's `!command` lines become plain Python."""
+    return TransformerManager().transform_cell(source)
+
+
 def _asserts(source: str) -> list[ast.Assert]:
-    return [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Assert)]
+    return [n for n in ast.walk(ast.parse(python_source(source))) if isinstance(n, ast.Assert)]
 
 
 def check_cell(name: str, line: str) -> str:
@@ -66,7 +72,7 @@ def _import_cells(name: str) -> tuple[str, ...]:
     """The notebook's cells made only of imports (what a check cell's names come from)."""
     sources = []
     for cell in _cells(name):
-        body = ast.parse(cell.source).body
+        body = ast.parse(python_source(cell.source)).body
         if body and all(isinstance(n, ast.Import | ast.ImportFrom) for n in body):
             sources.append(cell.source)
     assert sources, f"{name}: no import cell"

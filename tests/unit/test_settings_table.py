@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 
 import pytest
 
@@ -97,3 +98,17 @@ def test_described_flags_exist_in_this_vllm():
 def test_command_flags_reads_switches_values_and_inline_values():
     assert command_flags(["--a", "1", "--b", "--c=x", "--d", "y"]) == [
         ("--a", "1"), ("--b", ""), ("--c", "x"), ("--d", "y")]
+
+
+def test_the_vllm_serve_command_is_the_same_server_to_vllms_parser():
+    parser = vllm_parser()
+    for cfg in lab_configs():
+        words = shlex.split(cfg.vllm_serve_command("/keys/chat.key"))
+        start = words.index("vllm")
+        env = dict(word.split("=", 1) for word in words[:start])
+        assert env == cfg.server_env()
+        assert words[start:start + 2] == ["vllm", "serve"]
+        model, rest = words[start + 2], words[start + 3:]
+        assert rest[-2:] == ["--api-key", "$(cat /keys/chat.key)"]
+        served = vars(parser.parse_args(["--model", model, *rest[:-2], "--api-key", "k"]))
+        assert served == {**vars(parser.parse_args(cfg.vllm_args())), "api_key": ["k"]}

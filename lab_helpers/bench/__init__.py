@@ -7,13 +7,16 @@
     bench.verdicts(run.frame)                   # ACME's targets, pass/fail per level
     bench.plot_throughput(run.frame)
 
-Every figure comes from GuideLLM's own report (`run.report`, saved as `benchmarks.json` and
-`benchmarks.csv`); this package only turns it into tables, verdicts and charts.
+`bench.guidellm_command(target, load, out_dir, key_file=srv.key_file)` is the same run as a
+`guidellm run` command line. Every figure comes from GuideLLM's own report (`run.report`,
+saved as `benchmarks.json` and `benchmarks.csv`); this package only turns it into tables,
+verdicts and charts.
 
 May import: `connect`, `server`, `models`, `errors`, `paths` (and GuideLLM, pandas and
 matplotlib when a run, table or plot is asked for).
 """
 
+from .command import guidellm_command
 from .load import (
     BenchConfigError,
     Load,
@@ -54,8 +57,9 @@ __all__ = [
     "ACME", "CPU_TUNED", "SLO", "BenchConfigError", "BenchError", "BenchRun", "Capacity",
     "Load", "Target", "Variant", "capacity", "check_target", "combine", "combine_changes",
     "compare", "comparison_table", "concurrent", "constant", "cpu_tuned", "cpu_variants",
-    "distributions", "gpu_variants", "level_times", "load_report", "native_bf16", "noise",
-    "plan", "plot_distributions", "plot_latency", "plot_latency_throughput", "plot_throughput",
-    "plot_with_metrics", "poisson", "repeat", "report_frame", "run_benchmark", "run_variant",
-    "servers_needed", "stop_orphans", "sweep", "synchronous", "verdicts", "winner",
+    "distributions", "gpu_variants", "guidellm_command", "level_times", "load_report",
+    "native_bf16", "noise", "plan", "plot_distributions", "plot_latency",
+    "plot_latency_throughput", "plot_throughput", "plot_with_metrics", "poisson", "repeat",
+    "report_frame", "run_benchmark", "run_variant", "servers_needed", "stop_orphans", "sweep",
+    "synchronous", "verdicts", "winner",
 ]

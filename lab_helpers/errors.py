@@ -23,6 +23,12 @@ class LabError(RuntimeError):
             parts.append(self.details)
         return "\n".join(parts)
 
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows this error in a notebook: its name, what failed, the likely cause
+        and the fix, without the library frames above them (`%tb` still shows those)."""
+        lines = str(self).splitlines() or [""]
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {lines[0]}", *lines[1:]]
+
 
 class ConfigError(LabError, ValueError):
     """A server configuration that is not allowed as given."""

@@ -141,7 +141,7 @@ def _cmd_workspace(args: argparse.Namespace) -> int:
 
 
 def _cmd_warm(args: argparse.Namespace) -> int:
-    from ..server.profile import lab_profile
+    from ..server.profiles import lab_profile
     from .start import warm_start
 
     print(warm_start(args.profile or lab_profile()).message)
@@ -149,7 +149,7 @@ def _cmd_warm(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
-    from ..server.profile import profile_and_source, save_profile
+    from ..server.profiles import profile_and_source, save_profile
 
     if args.profile:
         print(f"profile {args.profile} saved in {save_profile(args.profile)}: every module "

@@ -12,7 +12,7 @@ Servers outlive the notebook kernel on purpose: module 2 reuses the server modul
 `vllm-lab down --all` (or `server.stop_all()`) stops them; a `with server.start(cfg) as srv:`
 block stops its server on exit.
 
-What the package holds: the configuration (`config`: ServerConfig and the profiles; `profile`: the
+What the package holds: the configuration (`config`: ServerConfig and the profiles; `profiles`: the
 lab's one switch between them; `catalog`: the models the lab knows), a running server (`handle`:
 ServerInfo and the Server handle), the lifecycle (`base`, `checks`, `keys`, `keyguard`, `local`,
 `podman`, `gpu`), what a running server reports (`settings_table`), and what packages it for

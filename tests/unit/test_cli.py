@@ -10,7 +10,7 @@ from lab_helpers.errors import LabError
 from lab_helpers.paths import shipped_notebooks_dir
 from lab_helpers.server.config import GPU_IMAGE
 from lab_helpers.server.gpu import gpu_status
-from lab_helpers.server.profile import lab_profile, profile_and_source, save_profile
+from lab_helpers.server.profiles import lab_profile, profile_and_source, save_profile
 
 
 def test_up_dry_run_prints_the_gpu_command(capsys):

@@ -9,7 +9,9 @@ below with the reason it is imported late; anything else belongs at the top of i
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import re
+import sys
 from pathlib import Path
 
 import grimp
@@ -189,3 +191,14 @@ def test_the_approval_gate_never_imports_the_tools_it_guards(graph):
                 for other in graph.find_modules_directly_imported_by(module)}
     tools = {m for m in imported if m.startswith("lab_helpers.tools") and not m.startswith(gate)}
     assert tools == set()
+
+
+def test_no_module_beside_the_launcher_shadows_another():
+    """The local runtime runs `lab_helpers/server/keyguard.py` as a script, so its folder is
+    first on the server's import path: a module there named like a standard or installed
+    module (a `profile.py` once hid `profile`, which torch imports) breaks every local start."""
+    folder = PACKAGE / "server"
+    assert (folder / "keyguard.py").exists()
+    taken = set(sys.stdlib_module_names) | set(importlib.metadata.packages_distributions())
+    clashes = sorted(p.stem for p in folder.glob("*.py") if p.stem in taken)
+    assert clashes == [], f"rename {clashes}: they hide modules vLLM's process imports"

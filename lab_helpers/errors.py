@@ -27,7 +27,8 @@ class LabError(RuntimeError):
         """How IPython shows this error in a notebook: its name, what failed, the likely cause
         and the fix, without the library frames above them (`%tb` still shows those)."""
         lines = str(self).splitlines() or [""]
-        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {lines[0]}", *lines[1:]]
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {lines[0]}", *lines[1:],
+                "(run %tb in a cell to see the full traceback)"]
 
 
 class ConfigError(LabError, ValueError):

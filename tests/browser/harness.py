@@ -210,7 +210,9 @@ def run_cell(page, notebook: Path, source_start: str, timeout_s: float = 300) ->
 
 
 def error_outputs(page) -> list[str]:
-    """Texts of the tracebacks in the open notebook (JupyterLab renders them as stderr)."""
+    """Texts of the errors in the open notebook (JupyterLab renders them as stderr): IPython's
+    tracebacks, and the lab's errors, shown as what / cause / fix with a last line that says
+    `%tb` shows the full traceback (has-text matches either, case-insensitively)."""
     return page.locator(".jp-OutputArea-output[data-mime-type="
                         "'application/vnd.jupyter.stderr']:has-text('Traceback')"
                         ).all_inner_texts()

@@ -24,6 +24,7 @@ def test_a_lab_error_shows_what_cause_and_fix_without_frames(capsys):
     assert "PortInUse: Port 8000 is taken." in out
     assert "Likely cause: another server uses it" in out and "Fix: vllm-lab down chat" in out
     assert "deep()" not in out and "raise PortInUse" not in out
+    assert "%tb" in out  # how to see the frames, when they are wanted
 
 
 def test_other_errors_keep_their_traceback(capsys):

@@ -60,6 +60,10 @@ def reset_notebook(source: Path, dest: Path, module: str) -> tuple[Path, Path | 
     if target.exists():
         stamp = time.strftime("%Y%m%d-%H%M%S")
         backup = target.with_name(f"{target.stem}.backup-{stamp}.ipynb")
+        n = 1
+        while backup.exists():  # two resets within a second: never overwrite a backup
+            n += 1
+            backup = target.with_name(f"{target.stem}.backup-{stamp}-{n}.ipynb")
         target.replace(backup)
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copy2(shipped_copy, target)

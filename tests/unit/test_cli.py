@@ -68,6 +68,12 @@ def test_workspace_copies_once_and_reset_keeps_a_backup(tmp_path):
     assert fresh == module2 and fresh.read_bytes() == (source / fresh.name).read_bytes()
     assert backup is not None and backup.read_text() == "{}"
     assert reset_notebook(source, dest, "03")[1] is not None  # the unchanged copy, kept too
+    # Reset twice in the same second: each earlier version keeps its own backup.
+    module2.write_text('{"mine": 2}')
+    second = reset_notebook(source, dest, "02")[1]
+    third = reset_notebook(source, dest, "02")[1]
+    assert len({backup, second, third}) == 3 and backup.read_text() == "{}"
+    assert second.read_text() == '{"mine": 2}'
 
 
 def test_workspace_reset_of_an_unknown_module_names_the_modules(tmp_path):

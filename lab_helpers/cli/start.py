@@ -20,7 +20,6 @@ from pathlib import Path
 from .. import server
 from ..errors import LabError
 from ..paths import logs_dir
-from ..server.base import read_api_key, reuse_decision
 from ..server.config import chat_server
 from ..server.gpu import gpu_status
 
@@ -96,10 +95,7 @@ def warm_start(profile: str = "cpu") -> WarmStart:
     config = chat_server(profile)
     stop = f"stop it with: ./.venv/bin/vllm-lab down {config.name}"
     runtime = server.get_runtime("auto", config)
-    existing = runtime.find(config.name)
-    decision = reuse_decision(
-        existing, config, reuse=True, has_key=read_api_key(config.name) is not None,
-        healthy=lambda: existing is not None and server.check_health(existing.base_url))
+    decision, existing = runtime.decide(config)  # what module 1's start cell would do
     if decision == "reuse":
         assert existing is not None
         return WarmStart("running", f"the chat server '{config.name}' is already running at "

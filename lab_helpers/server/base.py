@@ -156,6 +156,17 @@ class Runtime(ABC):
             )
         return Server(self, info)
 
+    def decide(self, config: ServerConfig, *,
+               reuse: bool = True) -> tuple[str, ServerInfo | None]:
+        """What `start(config)` would do now ('start', 'reuse' or 'replace', see
+        `reuse_decision`) and the server of that name, if any. Touches nothing."""
+        existing = self.find(config.name)
+        decision = reuse_decision(
+            existing, config, reuse=reuse, has_key=read_api_key(config.name) is not None,
+            healthy=lambda: existing is not None and check_health(existing.base_url),
+        )
+        return decision, existing
+
     def start(
         self,
         config: ServerConfig,
@@ -172,11 +183,7 @@ class Runtime(ABC):
         """
         began = time.monotonic()
         with start_lock(config.name):
-            existing = self.find(config.name)
-            decision = reuse_decision(
-                existing, config, reuse=reuse, has_key=read_api_key(config.name) is not None,
-                healthy=lambda: existing is not None and check_health(existing.base_url),
-            )
+            decision, existing = self.decide(config, reuse=reuse)
             if decision == "reuse":
                 assert existing is not None
                 return Server(self, existing, config=config, reused=True,

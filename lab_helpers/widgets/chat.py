@@ -12,7 +12,6 @@ and how to fix it, never a traceback).
 
 from __future__ import annotations
 
-import html
 import inspect
 import threading
 import time
@@ -24,13 +23,14 @@ import ipywidgets as widgets
 from ..chat import (
     DEFAULT_SERVER,
     ChatSession,
-    ChatTurn,
     Endpoint,
     ServerUnavailable,
 )
 from ..chat.presets import SYSTEM_PRESETS
 from ..errors import LabError
-from .markdown_html import CODE_STYLE, download_link, render_markdown
+from .chat_html import answer_html, downloads_html, stats_html, turn_html
+from .chat_settings import SliderSetting, max_tokens_box
+from .markdown_html import CODE_STYLE
 from .shared import Controls, captured, error_html, note_html
 
 # How often the streamed answer is pushed to the browser (seconds): each push is a message.
@@ -47,19 +47,6 @@ _DEFAULTS = {
 }
 
 
-def _turn_html(turn: ChatTurn) -> str:
-    mark = " <i>[stopped]</i>" if turn.stopped else ""
-    stats = f'<div style="color:#777;font-size:85%">{html.escape(turn.stats.summary())}</div>' \
-        if turn.stats else ""
-    return (
-        f'<div style="margin:4px 0"><b>You:</b> '
-        f'<span style="white-space:pre-wrap">{html.escape(turn.user)}</span></div>'
-        f'<div style="margin:4px 0 10px 0"><b>{html.escape(turn.model or "Assistant")}:</b> '
-        f"{render_markdown(turn.answer)}{mark}{stats}"
-        "</div>"
-    )
-
-
 def _preset_of(prompt: str) -> str:
     return next((name for name, text in SYSTEM_PRESETS.items() if text == prompt), CUSTOM)
 
@@ -72,8 +59,9 @@ class ChatWidget(widgets.VBox):
 
     `session` defaults to a ChatSession on the "chat" lab server. `endpoints` are the choices of
     the model picker (default: every running lab chat server); the picker shows only when there
-    is more than one. If no server is running, the widget says how to start one; the ↻ button
-    looks again.
+    is more than one. If no server is running, the widget says how to start one; the "Find
+    servers" button looks again. A setting outside its allowed range is reported in the message
+    line, never changed without a word.
     """
 
     def __init__(self, session: ChatSession | None = None, *,
@@ -83,8 +71,9 @@ class ChatWidget(widgets.VBox):
         self._thread: threading.Thread | None = None
 
         self._model = widgets.Dropdown(description="Model", layout={"width": "420px"})
-        self._refresh = widgets.Button(icon="refresh", tooltip="look for running lab servers",
-                                       layout={"width": "40px"})
+        self._refresh = widgets.Button(description="Find servers", icon="refresh",
+                                       tooltip="look again for running lab chat servers",
+                                       layout={"width": "auto"})
         self._system = widgets.Textarea(
             description="System", layout={"width": "98%", "height": "60px"},
             value=session.system_prompt if session else _DEFAULTS["system_prompt"],
@@ -94,22 +83,23 @@ class ChatWidget(widgets.VBox):
             value=_preset_of(self._system.value), layout={"width": "320px"},
             tooltip="a system prompt to start from; edit it below",
         )
-        self._temperature = widgets.FloatSlider(
-            description="temperature", min=0.0, max=2.0, step=0.05, readout_format=".2f",
+        self._status = widgets.HTML()
+        temperature = SliderSetting(
+            "temperature", low=0.0, high=2.0, step=0.05, on_outside=self._show_note,
             value=session.temperature if session else _DEFAULTS["temperature"],
-        )
-        self._top_p = widgets.FloatSlider(
-            description="top_p", min=0.05, max=1.0, step=0.05, readout_format=".2f",
+            tooltip="0: the same answer every time; higher: more varied")
+        top_p = SliderSetting(
+            "top_p", low=0.01, high=1.0, step=0.01, on_outside=self._show_note,
             value=session.top_p if session else _DEFAULTS["top_p"],
-        )
-        self._max_tokens = widgets.BoundedIntText(
-            description="max_tokens", min=1, max=1_000_000, layout={"width": "200px"},
-            value=session.max_tokens if session else _DEFAULTS["max_tokens"],
-        )
+            tooltip="sample only from the most likely words that add up to this share")
+        self._temperature, self._temperature_box = temperature.slider, temperature.box
+        self._top_p, self._top_p_box = top_p.slider, top_p.box
+        self._max_tokens = max_tokens_box(
+            session.max_tokens if session else _DEFAULTS["max_tokens"],
+            "the longest answer, in tokens (1 or more)")
         self._history = widgets.HTML()
         self._answer = widgets.HTML()
         self._metrics = widgets.HTML()
-        self._status = widgets.HTML()
         self._message = widgets.Textarea(placeholder="Ask something, then click Send",
                                          layout={"width": "98%", "height": "60px"})
         self._send = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
@@ -130,12 +120,15 @@ class ChatWidget(widgets.VBox):
         self._temperature.observe(self._on_temperature, names="value")
         self._top_p.observe(self._on_top_p, names="value")
         self._max_tokens.observe(self._on_max_tokens, names="value")
+        if session is not None:  # a value the sliders had to move (and said so) applies
+            session.temperature, session.top_p = self._temperature.value, self._top_p.value
 
         super().__init__(children=[
             widgets.HBox([self._model, self._refresh]),
             self._preset,
             self._system,
-            widgets.HBox([self._temperature, self._top_p, self._max_tokens]),
+            widgets.HBox([temperature, top_p, self._max_tokens],
+                         layout={"flex_flow": "row wrap", "align_items": "center"}),
             self._history,
             self._answer,
             self._metrics,
@@ -146,17 +139,19 @@ class ChatWidget(widgets.VBox):
             widgets.HTML(CODE_STYLE),
         ])
         if session is not None:
-            self._history.value = "".join(_turn_html(t) for t in session.history)
+            self._history.value = "".join(turn_html(t) for t in session.history)
         self._set_endpoints(endpoints)
 
     # -- read-only surface -------------------------------------------------------------------
 
     @property
     def controls(self) -> Controls:
-        """The inputs: model, refresh, preset, system, temperature, top_p, max_tokens, message,
-        send, stop, clear, export."""
+        """The inputs: model, refresh, preset, system, temperature and top_p (sliders),
+        temperature_box and top_p_box (the boxes to type them in), max_tokens, message, send,
+        stop, clear, export."""
         return Controls(model=self._model, refresh=self._refresh, preset=self._preset,
                         system=self._system, temperature=self._temperature, top_p=self._top_p,
+                        temperature_box=self._temperature_box, top_p_box=self._top_p_box,
                         max_tokens=self._max_tokens, message=self._message, send=self._send,
                         stop=self._stop, clear=self._clear, export=self._export)
 
@@ -272,14 +267,9 @@ class ChatWidget(widgets.VBox):
     def _on_export(self, _button: widgets.Button) -> None:
         if self._session is None:
             return
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        self._downloads.value = (
-            "Download: "
-            + download_link(self._session.export_json(), f"conversation-{stamp}.json",
-                            "application/json", "JSON")
-            + download_link(self._session.export_markdown(), f"conversation-{stamp}.md",
-                            "text/markdown", "Markdown")
-        )
+        self._downloads.value = downloads_html(self._session.export_json(),
+                                               self._session.export_markdown(),
+                                               time.strftime("%Y%m%d-%H%M%S"))
 
     @captured
     def _on_temperature(self, change: dict[str, Any]) -> None:
@@ -293,6 +283,12 @@ class ChatWidget(widgets.VBox):
 
     @captured
     def _on_max_tokens(self, change: dict[str, Any]) -> None:
+        if change["new"] < 1:
+            kept = self._session.max_tokens if self._session else _DEFAULTS["max_tokens"]
+            self._show_note(f"max_tokens {change['new']} is not allowed: it must be a whole "
+                            f"number, 1 or more. It stays at {kept}.")
+            self._max_tokens.value = kept
+            return
         if self._session is not None:
             self._session.max_tokens = change["new"]
 
@@ -304,7 +300,7 @@ class ChatWidget(widgets.VBox):
         try:
             pieces = session.send(text)  # checks the input: raises before anything changes
             self._message.value = ""
-            self._history.value = "".join(_turn_html(t) for t in session.history)
+            self._history.value = "".join(turn_html(t) for t in session.history)
             self._metrics.value = ""
             self._answer.value = self._answer_html(text, "")
             answer, pushed = "", 0.0
@@ -316,7 +312,7 @@ class ChatWidget(widgets.VBox):
                     pushed = now
             turn = session.history[-1]
             self._answer.value = self._answer_html(text, turn.answer, stopped=turn.stopped)
-            self._metrics.value = self._metrics_html(turn)
+            self._metrics.value = stats_html(turn)
             self._status.value = (note_html("Stopped: the partial answer stays in the history.")
                                   if turn.stopped else "")
         except ServerUnavailable as exc:
@@ -333,20 +329,11 @@ class ChatWidget(widgets.VBox):
     # -- display -----------------------------------------------------------------------------
 
     def _answer_html(self, user: str, text: str, stopped: bool = False) -> str:
-        """The turn being answered: the user's message at once, the answer as it streams."""
         model = self._session.model if self._session else "Assistant"
-        mark = " <i>[stopped]</i>" if stopped else ""
-        return (f'<div style="margin:4px 0"><b>You:</b> '
-                f'<span style="white-space:pre-wrap">{html.escape(user)}</span></div>'
-                f'<div style="margin:4px 0"><b>{html.escape(model)}:</b> '
-                f"{render_markdown(text)}{mark}</div>")
+        return answer_html(model, user, text, stopped)
 
-    @staticmethod
-    def _metrics_html(turn: ChatTurn) -> str:
-        if turn.stats is None:
-            return ""
-        return (f'<div style="color:#777;font-size:85%">{html.escape(turn.stats.summary())}'
-                "</div>")
+    def _show_note(self, text: str) -> None:
+        self._status.value = note_html(text, "#9a6700")
 
     def _show_error(self, exc: BaseException) -> None:
         self._status.value = error_html(exc)
@@ -398,7 +385,7 @@ class ChatWidget(widgets.VBox):
         if not preferred:
             self._status.value = error_html(LabError(
                 "No lab chat server is running.",
-                fix="start one: vllm-lab up   (in a terminal), then click ↻",
+                fix="start one: vllm-lab up   (in a terminal), then click Find servers",
             ))
             return None
         return ChatSession(preferred[0], **settings)

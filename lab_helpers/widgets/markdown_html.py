@@ -14,6 +14,12 @@ CODE_STYLE = ("<style>.vllm-lab-md pre{background:#f6f8fa;padding:6px;border-rad
               "overflow-x:auto}.vllm-lab-md p{margin:2px 0}</style>")
 
 
+# A download link that looks like what it is: a button to click, not plain text.
+LINK_BUTTON_STYLE = ("display:inline-block;margin:2px 8px 2px 0;padding:3px 12px;"
+                     "border:1px solid #1976d2;border-radius:4px;background:#e3f2fd;"
+                     "color:#0d47a1;text-decoration:underline;cursor:pointer")
+
+
 @functools.cache
 def _renderer():  # -> markdown_it.MarkdownIt
     from markdown_it import MarkdownIt
@@ -31,4 +37,5 @@ def download_link(data: str, filename: str, mime: str, label: str) -> str:
     behind in the notebook's directory."""
     payload = base64.b64encode(data.encode()).decode()
     return (f'<a download="{html.escape(filename)}" href="data:{mime};base64,{payload}" '
-            f'style="margin-right:12px">{html.escape(label)}</a>')
+            f'title="download {html.escape(filename)}" style="{LINK_BUTTON_STYLE}">'
+            f"&#x2B07; {html.escape(label)}</a>")

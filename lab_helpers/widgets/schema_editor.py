@@ -7,7 +7,10 @@ A view on `lab_helpers.structured.editor.SchemaEditorModel`: the model holds the
 text, the prompt and the results, and does the checks and requests; the widget forwards edits
 and clicks and shows what comes back. Run sends the prompt twice on a background thread —
 with the constraint and without — and shows both answers side by side, each with its verdict.
-A malformed constraint disables nothing silently: Run refuses it and says what and where.
+A malformed constraint disables nothing silently: Run refuses it and says what and where,
+in words and with what to change (never which Python call to make). A new Run clears the last
+answers first, so an error never sits under answers of an earlier constraint. The preset
+picker shows the preset loaded, or "Custom" once the text is edited.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import ipywidgets as widgets
 from ..structured.checks import MODES
 from ..structured.client import StructuredClient, StructuredResult
 from ..structured.editor import Comparison, SchemaEditorModel
+from .chat_settings import LABEL_STYLE
 from .shared import Controls, captured, error_html, note_html
 
 if TYPE_CHECKING:
     from ..server import Server
+
+CUSTOM = "Custom"
 
 
 def _result_html(title: str, result: StructuredResult) -> str:
@@ -58,9 +64,12 @@ class SchemaEditor(widgets.VBox):
             client = target if isinstance(target, StructuredClient) else StructuredClient(target)
             self._model = SchemaEditorModel(client, preset=preset)
         self._thread: threading.Thread | None = None
+        self._syncing = False
 
-        self._preset = widgets.Dropdown(description="Preset", options=list(self._model.presets),
-                                        value=None, layout={"width": "360px"})
+        self._preset = widgets.Dropdown(
+            description="Preset", options=[*self._model.presets, CUSTOM],
+            value=self._model.preset or CUSTOM, layout={"width": "360px"},
+            tooltip="a constraint to start from; edit it below")
         self._mode = widgets.ToggleButtons(options=list(MODES), value=self._model.mode,
                                            description="Mode")
         self._text = widgets.Textarea(value=self._model.text,
@@ -69,9 +78,9 @@ class SchemaEditor(widgets.VBox):
         self._prompt = widgets.Textarea(value=self._model.prompt, description="Prompt",
                                         placeholder="What the model is asked",
                                         layout={"width": "98%", "height": "60px"})
-        self._max_tokens = widgets.BoundedIntText(value=self._model.max_tokens, min=1,
-                                                  max=4096, description="max_tokens",
-                                                  layout={"width": "200px"})
+        self._max_tokens = widgets.IntText(value=self._model.max_tokens, style=LABEL_STYLE,
+                                           description="max_tokens", layout={"width": "190px"},
+                                           tooltip="the longest answer, in tokens (1 or more)")
         self._run = widgets.Button(description="Run", button_style="primary", icon="play")
         self._constrained = widgets.HTML()
         self._free = widgets.HTML()
@@ -144,7 +153,7 @@ class SchemaEditor(widgets.VBox):
 
     @captured
     def _on_preset(self, change: dict[str, Any]) -> None:
-        if change["new"] is None:
+        if self._syncing or change["new"] in (None, CUSTOM):
             return
         self._model.load_preset(change["new"])
         # Setting the controls fires their observers, which write the same values back.
@@ -158,11 +167,13 @@ class SchemaEditor(widgets.VBox):
     def _on_mode(self, change: dict[str, Any]) -> None:
         self._model.mode = change["new"]
         self._show_check()
+        self._sync_preset()
 
     @captured
     def _on_text(self, change: dict[str, Any]) -> None:
         self._model.text = change["new"]
         self._show_check()
+        self._sync_preset()
 
     @captured
     def _on_prompt(self, change: dict[str, Any]) -> None:
@@ -170,6 +181,12 @@ class SchemaEditor(widgets.VBox):
 
     @captured
     def _on_max_tokens(self, change: dict[str, Any]) -> None:
+        if change["new"] < 1:
+            self._status.value = note_html(
+                f"max_tokens {change['new']} is not allowed: it must be a whole number, 1 or "
+                f"more. It stays at {self._model.max_tokens}.", "#9a6700")
+            self._max_tokens.value = self._model.max_tokens
+            return
         self._model.max_tokens = int(change["new"])
 
     @captured
@@ -177,6 +194,9 @@ class SchemaEditor(widgets.VBox):
         if self.busy:
             self._status.value = note_html("Still running: wait for the answers.")
             return
+        # The last answers go first: they belong to the constraint as it was then.
+        self._constrained.value = self._free.value = ""
+        self._model.last = None
         self._model.constraint()  # a malformed constraint raises here, shown by @captured
         self._status.value = note_html("Running: constrained, then unconstrained…")
         self._run.disabled = True
@@ -198,6 +218,14 @@ class SchemaEditor(widgets.VBox):
             self._show_error(exc)
         finally:
             self._run.disabled = False
+
+    def _sync_preset(self) -> None:
+        """The picker shows the preset the text still is, else Custom (without loading)."""
+        self._syncing = True
+        try:
+            self._preset.value = self._model.preset or CUSTOM
+        finally:
+            self._syncing = False
 
     def _show_check(self) -> None:
         ok, message = self._model.check()

@@ -225,13 +225,13 @@ class ServerRow(widgets.VBox):
             self._preview.value = note_html("Command unknown: this server was started elsewhere.")
             return
         try:
-            command = server.preview(self._config, runtime=self._runtime)
+            command = server.preview(self._config, runtime=self._runtime, multiline=True)
         except Exception as exc:  # noqa: BLE001
             self._preview.value = error_html(exc)
             return
         self._preview.value = (
-            '<details><summary>command</summary><pre style="white-space:pre-wrap;'
-            f'font-size:85%">{html.escape(command)}</pre></details>'
+            '<details><summary>command</summary><pre style="white-space:pre;overflow-x:auto;'
+            f'line-height:1.35;font-size:85%">{html.escape(command)}</pre></details>'
         )
 
     def _show_error(self, exc: BaseException) -> None:

@@ -27,7 +27,7 @@ TOOL = "acme__create_ticket"
 
 
 def _ask_and_decide(page, chat, message: str, button: str) -> str:
-    chat.locator("input[type='text']").first.fill(message)
+    chat.locator("textarea").first.fill(message)
     chat.locator("select").first.select_option(label=TOOL)
     widget_button(chat, "Send").click()
     pending = chat.locator(".approval-pending")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 import time
 
+import ipywidgets as widgets
 import pytest
 
 from lab_helpers.support import SupportDesk
@@ -99,3 +102,60 @@ def test_agent_chat_builds_and_ignores_an_empty_message(tmp_path):
         assert chat.approvals.current is None and not chat.busy
         chat.controls.send.click()  # empty message: nothing is sent
         assert not chat.busy and chat.last is None and agent.transcripts == []
+
+
+# -- issue 19: what a newcomer hit in module 4 ------------------------------------------------
+
+
+def test_arguments_are_pretty_json_with_a_normal_line_height(setup):
+    _, _, ex, w = setup
+    t, _ = _in_background(ex, ToolCall("create_ticket", json.dumps(TICKET), "5"))
+    _wait(lambda: w.current is not None)
+    pre = re.search(r'<pre style="([^"]*)">(.*?)</pre>', w.card, re.DOTALL)
+    assert pre, w.card
+    assert "line-height:1.3" in pre.group(1)  # not the widget row's 28 px: double-spaced
+    assert json.loads(html.unescape(pre.group(2))) == TICKET
+    w.controls.deny.click()
+    t.join(10)
+
+
+def test_buttons_show_only_while_a_call_waits(setup):
+    _, _, ex, w = setup
+    buttons = list(vars(w.controls).values())
+    assert all(b.disabled and b.layout.display == "none" for b in buttons)
+    t, _ = _in_background(ex, ToolCall("create_ticket", json.dumps(TICKET), "6"))
+    _wait(lambda: w.current is not None)
+    assert all(not b.disabled and b.layout.display != "none" for b in buttons)
+    w.controls.approve.click()
+    t.join(10)
+    assert all(b.disabled and b.layout.display == "none" for b in buttons)
+
+
+@pytest.fixture
+def agent_chat(tmp_path):
+    import openai
+
+    from lab_helpers.mcp.agent import McpAgent
+    from lab_helpers.mcp.bridge import McpBridge
+    from lab_helpers.widgets.approval import AgentChat
+
+    with McpBridge([]) as bridge:
+        gate = ApprovalGate(audit=AuditLog(tmp_path / "a.jsonl"))
+        agent = McpAgent(None, bridge, gate, client=openai.OpenAI(
+            base_url="http://127.0.0.1:9/v1", api_key="unused"), model="m")
+        yield AgentChat(agent), agent
+
+
+def test_the_message_box_has_room_for_several_lines(agent_chat):
+    chat, _ = agent_chat
+    assert isinstance(chat.controls.message, widgets.Textarea)
+    assert (chat.controls.message.rows or 0) >= 3
+
+
+@pytest.mark.parametrize("text", ["", "  \n "])
+def test_an_empty_send_says_what_to_do(agent_chat, text):
+    chat, agent = agent_chat
+    chat.controls.message.value = text
+    chat.controls.send.click()
+    assert not chat.busy and chat.last is None and agent.transcripts == []
+    assert "Type a message" in chat.status and "Send" in chat.status

@@ -216,3 +216,16 @@ def test_compiled_cpu_servers_save_a_compile_cache_they_can_load():
     # compiled again); its older compile cache does (a second start: 52 s instead of 131 s).
     assert chat_server("cpu", enforce_eager=False).server_env()["VLLM_USE_AOT_COMPILE"] == "0"
     assert "VLLM_USE_AOT_COMPILE" not in chat_server("cpu").server_env()
+
+
+def test_the_notebook_view_shows_every_reason_in_full_and_wrapped():
+    """Issue 19: pandas cut the "why" column at 50 characters ("needs an NVIDIA GPU wi…")."""
+    import html as html_text
+
+    table = catalog_table()
+    shown = table._repr_html_()  # what Jupyter displays for the notebook's `catalog` cell
+    assert max(len(why) for why in table["why"]) > 50  # long enough to have been cut
+    for why in table["why"]:
+        assert html_text.escape(why) in shown, why
+    assert "…" not in shown and "white-space:normal" in shown
+    assert table.set_index("model")["runs here"]["smollm2-135m-instruct"]  # still a DataFrame

@@ -34,6 +34,7 @@ from .plots import (
     plot_with_metrics,
 )
 from .report import combine, distributions, level_times, load_report, report_frame
+from .room import RoomCapacity, room_capacity
 from .run import BenchError, BenchRun, Target, check_target, run_benchmark
 from .slo import ACME, SLO, Capacity, capacity, plan, servers_needed, verdicts
 from .tuning import (
@@ -54,7 +55,8 @@ from .tuning import (
 )
 
 __all__ = [
-    "ACME", "CPU_TUNED", "SLO", "BenchConfigError", "BenchError", "BenchRun", "Capacity",
+    "ACME", "CPU_TUNED", "SLO", "RoomCapacity", "room_capacity", "BenchConfigError",
+    "BenchError", "BenchRun", "Capacity",
     "Load", "Target", "Variant", "capacity", "check_target", "combine", "combine_changes",
     "compare", "comparison_table", "concurrent", "constant", "cpu_tuned", "cpu_variants",
     "distributions", "gpu_variants", "guidellm_command", "level_times", "load_report",

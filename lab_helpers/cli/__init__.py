@@ -4,8 +4,8 @@
 for what is not; `start` what `./lab start` does besides JupyterLab (the learner's working
 copies of the notebooks, the chat server started in the background).
 
-May import: `server`, `models`, `mcp`, `errors`, `paths` (each command imports what it needs,
-late, so `vllm-lab status` answers in a second).
+May import: `server`, `models`, `mcp`, `metrics`, `bench`, `errors`, `paths` (each command
+imports what it needs, late, so `vllm-lab status` answers in a second).
 """
 
 from __future__ import annotations

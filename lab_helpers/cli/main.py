@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import LabError
+from .room import add_room_commands
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -61,6 +62,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     from .. import server
     from ..server.image import build_image, image_for
     from ..server.podman_cli import podman_status
+    from ..server.shell_text import multiline_command
 
     for config in _configs(args):
         if (not args.dry_run and config.image == image_for(compiler=True)
@@ -69,7 +71,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
             # current in a second), its output streaming, so `--compile` runs in Podman.
             build_image(compiler=True)
         runtime = server.get_runtime(args.runtime, config)
-        print(f"# {config.name} ({runtime.kind}):\n{runtime.preview(config)}\n")
+        print(f"# {config.name} ({runtime.kind}):\n"
+              f"{multiline_command(runtime.preview(config))}\n")
         if args.dry_run:
             continue
         srv = runtime.start(config, on_log=(print if args.verbose else None))
@@ -262,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("profile", nargs="?", choices=["cpu", "gpu"])
     p.set_defaults(func=_cmd_profile)
     _add_mcp_commands(sub)
+    add_room_commands(sub)
     return parser
 
 

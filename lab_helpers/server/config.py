@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..models import CHAT_MODEL, EMBEDDING_MODEL, bundled_model
 from ..paths import container_name, port_base
 from .catalog import chat_config
+from .keyguard import LAUNCHER_REVISION
 
 Device = Literal["cpu", "gpu"]
 Runner = Literal["generate", "pooling"]
@@ -165,6 +166,7 @@ class ServerConfig:
         data["env"] = dict(sorted(self.env.items()))
         # The lab's own defaults (server_env) shape the server too: a new default restarts it.
         data["server_env"] = dict(sorted(self.server_env().items()))
+        data["launcher_revision"] = LAUNCHER_REVISION  # a changed launcher restarts it too
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -16,21 +16,41 @@ Why a launcher rather than `VLLM_API_KEY=... vllm serve`:
 - The file's variable is named outside the `VLLM_` prefix: vLLM warns about every `VLLM_*`
   variable it does not know.
 
-This file is standalone (standard library plus Starlette, which vLLM brings) because it is
-bind-mounted into the container next to vLLM, where `lab_helpers` is not installed.
+Room mode (one server, a key per attendee): when `LAB_ROOM_KEYS_FILE` names a file (JSON
+`{"attendees": {"name": "key", ...}}`, written 0600 by `lab_helpers.server.room`), each
+attendee's key is accepted too. The file is read again whenever it changes, so adding or
+revoking an attendee takes effect on the next request, without a restart; a missing file means
+no attendees. Requests, and the prompt and completion tokens of answers that carry `usage`,
+are counted per attendee name (never the key) on the server's own `/metrics`
+(`lab_room_requests_total`, `lab_room_tokens_total`).
+
+This file is standalone (standard library, plus prometheus_client for room counts, both of
+which vLLM brings) because it is bind-mounted into the container next to vLLM, where
+`lab_helpers` is not installed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import runpy
 import sys
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 KEY_FILE_ENV = "LAB_API_KEY_FILE"
+# What this launcher does, as a number that is part of every server's config hash: a server
+# started by an older launcher (e.g. one without room keys) is replaced, not reused.
+LAUNCHER_REVISION = 2
+ROOM_KEYS_ENV = "LAB_ROOM_KEYS_FILE"
+INSTRUCTOR = ""  # the server's own key: not an attendee, not counted per attendee
+# Answers whose `usage` is counted; a streamed answer has it in its last event when the
+# request asked for it (`stream_options: {"include_usage": true}`).
+USAGE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+USAGE_TAIL_BYTES = 64 * 1024
 OPEN_PATHS = frozenset({"/health"})
 ENTRYPOINT = "vllm.entrypoints.openai.api_server"
 MIDDLEWARE = "keyguard.KeyGuard"
@@ -43,27 +63,126 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+class RoomKeys:
+    """The attendees' keys (digests by name), read again from their file when it changes."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+        self._by_digest: dict[bytes, str] = {}
+        self._lock = threading.Lock()
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path) if self.path else None
+        except OSError:
+            return None
+        return None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def names(self) -> dict[bytes, str]:
+        stamp = self._stamp()
+        with self._lock:
+            if stamp != self._seen:
+                self._by_digest = _read_attendees(self.path) if stamp else {}
+                self._seen = stamp
+            return self._by_digest
+
+    def attendee(self, token: str) -> str | None:
+        digest = _digest(token)
+        found = None
+        for known, name in self.names().items():
+            if hmac.compare_digest(digest, known):
+                found = name
+        return found
+
+
+def _read_attendees(path: str | None) -> dict[bytes, str]:
+    """name -> key in the file, as digest -> name; an unreadable file admits no attendee."""
+    try:
+        with open(path or "", encoding="utf-8") as handle:
+            attendees = json.load(handle).get("attendees", {})
+    except (OSError, ValueError, AttributeError) as exc:
+        print(f"keyguard: room keys not read from {path}: {exc}", file=sys.stderr)
+        return {}
+    return {_digest(str(key)): str(name) for name, key in attendees.items() if key}
+
+
+class RoomCounters:
+    """Requests and tokens per attendee, on the server's own /metrics (prometheus_client's
+    default registry, which vLLM's single API server exposes)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter  # vLLM's dependency; only the launcher needs it
+
+        self.requests = Counter("lab_room_requests", "Requests per room attendee",
+                                ["attendee"])
+        self.tokens = Counter("lab_room_tokens", "Tokens per room attendee (from usage)",
+                              ["attendee", "kind"])
+
+    def count(self, attendee: str, usage: dict[str, Any] | None) -> None:
+        self.requests.labels(attendee).inc()
+        for kind in ("prompt_tokens", "completion_tokens"):
+            value = (usage or {}).get(kind)
+            if isinstance(value, int) and value > 0:
+                self.tokens.labels(attendee, kind.removesuffix("_tokens")).inc(value)
+
+
+def usage_of(body: bytes) -> dict[str, Any] | None:
+    """The last `"usage": {...}` object in an answer's tail: a JSON answer's, or a streamed
+    answer's last event's (the events before it carry `"usage": null`)."""
+    text = body.decode("utf-8", "replace")
+    decoder = json.JSONDecoder()
+    at = text.rfind('"usage"')
+    while at != -1:
+        value = text.find(":", at + len('"usage"')) + 1
+        while value and value < len(text) and text[value].isspace():
+            value += 1
+        try:
+            usage = decoder.raw_decode(text, value)[0] if value else None
+        except ValueError:
+            usage = None
+        if isinstance(usage, dict):
+            return usage
+        at = text.rfind('"usage"', 0, at)
+    return None
+
+
 class KeyGuard:
     """ASGI middleware: `Authorization: Bearer <key>` on every path but /health."""
+
+    counters: RoomCounters | None = None  # one set per process (a registry takes a name once)
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._key = _digest(read_key(os.environ.get(KEY_FILE_ENV)))
+        self.room = RoomKeys(os.environ.get(ROOM_KEYS_ENV))
+        if self.room.path and KeyGuard.counters is None:
+            KeyGuard.counters = RoomCounters()
 
-    def _authorized(self, scope: Scope) -> bool:
+    def _caller(self, scope: Scope) -> str | None:
+        """INSTRUCTOR for the server's key, an attendee's name for theirs, else None."""
         for name, value in scope.get("headers") or []:
             if name.lower() == b"authorization":
                 scheme, _, token = value.decode("latin-1").partition(" ")
-                return scheme.lower() == "bearer" and hmac.compare_digest(
-                    _digest(token.strip()), self._key)
-        return False
+                if scheme.lower() != "bearer":
+                    return None
+                token = token.strip()
+                if hmac.compare_digest(_digest(token), self._key):
+                    return INSTRUCTOR
+                return self.room.attendee(token) if self.room.path else None
+        return None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
-        if path in OPEN_PATHS or self._authorized(scope):
+        if path in OPEN_PATHS:
             return await self.app(scope, receive, send)
+        caller = self._caller(scope)
+        if caller == INSTRUCTOR:
+            return await self.app(scope, receive, send)
+        if caller is not None and self.counters is not None:
+            return await self._counted(caller, path, scope, receive, send)
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return None
@@ -73,6 +192,26 @@ class KeyGuard:
                                 (b"www-authenticate", b"Bearer")]})
         await send({"type": "http.response.body", "body": body})
         return None
+
+    async def _counted(self, attendee: str, path: str, scope: Scope, receive: Any,
+                       send: Any) -> None:
+        """Pass an attendee's request through, then count it (and its answer's usage)."""
+        counters = self.counters
+        assert counters is not None
+        if path not in USAGE_PATHS or scope["type"] != "http":
+            counters.count(attendee, None)
+            return await self.app(scope, receive, send)
+        tail = bytearray()
+
+        async def watch(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                tail.extend(message.get("body", b""))
+                del tail[:-USAGE_TAIL_BYTES]
+                if not message.get("more_body", False):
+                    counters.count(attendee, usage_of(bytes(tail)))
+            await send(message)
+
+        return await self.app(scope, receive, watch)
 
 
 def read_key(path: str | None) -> str:

@@ -1,10 +1,11 @@
 """From one container to a cluster: Kubernetes YAML generated from a running lab container.
 
-`podman kube generate` turns every bind mount into a hostPath volume. Two of them must not go
-to a cluster as host paths: the API key file (a cluster keeps keys in a Secret) and the lab's
-launcher (shipped as a ConfigMap). `kube_yaml` rewrites those two volumes; `kube_setup_commands`
-gives the `kubectl` commands that create the Secret and the ConfigMap from the files, so the
-key's value is in neither the YAML nor the commands.
+`podman kube generate` turns every bind mount into a hostPath volume. Three of them must not go
+to a cluster as host paths: the API key file and the room's attendee keys (a cluster keeps keys
+in Secrets; the room's is optional: without it there are no attendees) and the lab's launcher
+(shipped as a ConfigMap). `kube_yaml` rewrites those volumes; `kube_setup_commands` gives the
+`kubectl` commands that create the Secrets and the ConfigMap from the files, so no key's value
+is in the YAML or the commands.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..paths import container_name
 from .keys import key_file
 from .podman import KEY_MOUNT, LAUNCHER, LAUNCHER_MOUNT
 from .podman_cli import run_podman
+from .room import KEYS_NAME, ROOM_MOUNT, keys_path
 
 KEY_ITEM = "api-key"
 LAUNCHER_CONFIGMAP = "vllm-lab-keyguard"
@@ -25,6 +27,10 @@ LAUNCHER_CONFIGMAP = "vllm-lab-keyguard"
 
 def secret_name(name: str) -> str:
     return f"{container_name(name)}-api-key"
+
+
+def room_secret_name(name: str) -> str:
+    return f"{container_name(name)}-room-keys"
 
 
 def kube_yaml(name: str = "chat", service: bool = True) -> str:
@@ -45,12 +51,16 @@ def kube_yaml(name: str = "chat", service: bool = True) -> str:
 
 def kube_setup_commands(name: str = "chat") -> str:
     """The kubectl commands that create what the YAML refers to by name (from files)."""
-    return "\n".join([
+    commands = [
         f"kubectl create secret generic {secret_name(name)} "
         f"--from-file={KEY_ITEM}={shlex.quote(str(key_file(name)))}",
         f"kubectl create configmap {LAUNCHER_CONFIGMAP} "
         f"--from-file=keyguard.py={shlex.quote(str(LAUNCHER))}",
-    ])
+    ]
+    if keys_path(name).exists():
+        commands.append(f"kubectl create secret generic {room_secret_name(name)} "
+                        f"--from-file={KEYS_NAME}={shlex.quote(str(keys_path(name)))}")
+    return "\n".join(commands)
 
 
 def _rewrite(doc: dict, name: str) -> dict:
@@ -66,6 +76,9 @@ def _rewrite(doc: dict, name: str) -> dict:
             elif mount["mountPath"] == LAUNCHER_MOUNT:
                 replaced[mount["name"]] = {"configMap": {"name": LAUNCHER_CONFIGMAP}}
                 mount["subPath"] = "keyguard.py"
+            elif mount["mountPath"] == ROOM_MOUNT:
+                replaced[mount["name"]] = {"secret": {"secretName": room_secret_name(name),
+                                                      "optional": True}}
     for volume in spec.get("volumes", []):
         if volume["name"] in replaced:
             volume.pop("hostPath", None)

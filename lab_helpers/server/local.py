@@ -33,8 +33,9 @@ from ..paths import logs_dir, servers_dir, vllm_cache_dir
 from .base import Runtime
 from .config import ServerConfig
 from .handle import ServerInfo
-from .keyguard import KEY_FILE_ENV
+from .keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV
 from .keys import key_file
+from .room import keys_path
 
 LAUNCHER = Path(__file__).with_name("keyguard.py")
 
@@ -87,6 +88,7 @@ class LocalRuntime(Runtime, register=True):
         env = config.server_env()
         env["VLLM_CACHE_ROOT"] = str(vllm_cache_dir())
         env[KEY_FILE_ENV] = str(key_file(config.name))
+        env[ROOM_KEYS_ENV] = str(keys_path(config.name))  # attendees' keys (room mode)
         return env
 
     def preview(self, config: ServerConfig) -> str:
@@ -107,7 +109,10 @@ class LocalRuntime(Runtime, register=True):
 
     def _launch(self, config: ServerConfig) -> str:
         log = _log_path(config.name)
-        env = {**os.environ, **self._env(config)}
+        # The lab's own settings (VLLM_LAB_HOME, ...) are not vLLM's: vLLM warns about every
+        # unknown VLLM_* variable in a start's log, so they stay out of the server's environment.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VLLM_LAB_")}
+        env.update(self._env(config))
         env.pop("VLLM_API_KEY", None)  # the launcher's KeyGuard reads the key file itself
         with log.open("wb") as out:
             proc = subprocess.Popen(

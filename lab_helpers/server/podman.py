@@ -22,7 +22,7 @@ from ..paths import container_name, lab_instance, vllm_cache_dir
 from .base import Runtime
 from .config import COMPILE_IMAGE, CONTAINER_MODEL_ROOT, CONTAINER_PORT, ServerConfig
 from .handle import ServerInfo
-from .keyguard import KEY_FILE_ENV
+from .keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV
 from .keys import key_file
 from .podman_cli import (
     image_exists,
@@ -34,6 +34,7 @@ from .podman_cli import (
     run_podman,
     shell_preview,
 )
+from .room import KEYS_NAME, ROOM_MOUNT, room_dir
 
 LAUNCHER = Path(__file__).with_name("keyguard.py")
 
@@ -79,6 +80,10 @@ class PodmanRuntime(Runtime, register=True):
             "--volume", f"{key_file(config.name)}:{KEY_MOUNT}:ro",
             "--volume", f"{LAUNCHER}:{LAUNCHER_MOUNT}:ro",
             "--env", f"{KEY_FILE_ENV}={KEY_MOUNT}",
+            # Room mode: the attendees' keys. The folder, not the file, so that a replaced
+            # file (an attendee added or revoked) is what the launcher reads next.
+            "--volume", f"{room_dir(config.name)}:{ROOM_MOUNT}:ro",
+            "--env", f"{ROOM_KEYS_ENV}={ROOM_MOUNT}/{KEYS_NAME}",
             "--health-cmd", HEALTH_CMD.format(python=python, port=CONTAINER_PORT),
             "--health-interval", "10s", "--health-start-period", "120s",
             "--entrypoint", python,

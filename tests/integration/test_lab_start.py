@@ -93,6 +93,8 @@ def test_lab_start_serves_working_copies_and_starts_the_chat_server(
     monkeypatch.setenv("VLLM_LAB_RUNTIME", "local")
     srv = server.start(chat_server("cpu"))
     assert srv.reused and srv.runtime.kind == "local"
+    # The lab's own VLLM_LAB_* settings stay out of vLLM's environment: no warnings about them.
+    assert "Unknown vLLM environment variable" not in srv.logs(tail=5000)
     assert "already running" in vllm_lab(env, "warm")
     # A server of that name with other settings is left alone (module 1's cell replaces it).
     monkeypatch.setattr(start, "chat_server", lambda profile: chat_server(profile).replace(

@@ -171,3 +171,12 @@ def test_exposing_a_server_is_explicit_and_warns(cpu_config):
     with pytest.warns(UserWarning, match="reachable from other machines"):
         exposed = cpu_config.replace(host="0.0.0.0", expose=True)
     assert f"0.0.0.0:{exposed.port}:{CONTAINER_PORT}" in PodmanRuntime().command(exposed)
+
+
+def test_a_new_launcher_revision_changes_the_hash(cpu_config, monkeypatch):
+    """A server started by an older launcher (say, without room keys) is replaced, not reused."""
+    from lab_helpers.server import config as config_module
+
+    before = cpu_config.config_hash()
+    monkeypatch.setattr(config_module, "LAUNCHER_REVISION", config_module.LAUNCHER_REVISION + 1)
+    assert cpu_config.config_hash() != before

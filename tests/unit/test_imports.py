@@ -31,6 +31,7 @@ LATE_IMPORTS = {
     "safetensors": "only preparing a model needs it",
     "torch": "several seconds; only preparing the int8 model needs it",
     "transformers": "several seconds; only tokenizer and template checks need it",
+    "vllm": "~12 s (torch, vllm.config); only the settings table reads vLLM's own CLI parser",
     "numpy": "only preparing the int8 model needs it",
     "IPython": "present only in a notebook kernel; the helpers also run in scripts",
     "loguru": "GuideLLM's logger, only silenced while a benchmark runs",
@@ -49,6 +50,7 @@ LATE_OWN_IMPORTS = {
     "lab_helpers/cli/main.py": "each command imports what it needs, so `vllm-lab status` "
                                "answers in a second instead of loading pandas, the MCP SDK "
                                "and the image tools",
+    "lab_helpers/cli/room.py": "the same, for `vllm-lab room ...`",
 }
 
 

@@ -1,0 +1,61 @@
+"""How many attendees one server holds, and how many servers a room needs, from a saved run.
+
+Module 5 saves every GuideLLM run under `<lab home>/benchmarks/<time>-<label>/summary.csv`
+(the tidy table of report.py). Room mode reads the newest run that has concurrent-user levels
+and takes the most concurrent users that still met the latency targets (ACME's: p95 TTFT and
+p95 end-to-end) without errors. One attendee counts as one concurrent user: the room's worst
+moment, when everyone runs the same cell at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .run import results_dir
+from .slo import ACME, SLO, verdicts
+
+
+@dataclass(frozen=True)
+class RoomCapacity:
+    run: str
+    source: Path
+    attendees_per_server: int | None
+    """Most concurrent users that met the latency targets; None when no level did."""
+    slo: SLO = ACME
+
+    def replicas(self, attendees: int) -> int | None:
+        """Servers like the measured one for `attendees` (None: none would meet the targets)."""
+        if not self.attendees_per_server:
+            return None
+        return max(1, math.ceil(attendees / self.attendees_per_server))
+
+    def describe(self, attendees: int) -> str:
+        where = f"measured in run {self.run!r} ({self.source})"
+        if self.attendees_per_server is None:
+            return (f"No level of the saved run met ACME's latency targets "
+                    f"({self.slo.describe()}), {where}: more servers like it would not help; "
+                    "a faster server (the gpu profile) would.")
+        need = self.replicas(attendees)
+        return (f"One server like this holds {self.attendees_per_server} attendees at once "
+                f"within ACME's latency targets, {where}; {attendees} attendees need "
+                f"{need} server{'s' if need != 1 else ''}.")
+
+
+def room_capacity(results: Path | None = None, slo: SLO = ACME) -> RoomCapacity | None:
+    """From the newest saved run with concurrent-user levels; None when there is none."""
+    import pandas as pd
+
+    folder = results if results is not None else results_dir()
+    for summary in sorted(folder.glob("*/summary.csv"), reverse=True):
+        frame = pd.read_csv(summary)
+        concurrent = frame[frame["strategy"] == "concurrent"]
+        if concurrent.empty:
+            continue
+        ok = verdicts(concurrent, slo)
+        ok = ok[ok["meets_latency"]]
+        per_server = int(ok["load"].max()) if not ok.empty else None
+        return RoomCapacity(run=str(frame["run"].iloc[0]), source=summary.parent,
+                            attendees_per_server=per_server, slo=slo)
+    return None

@@ -1,0 +1,139 @@
+"""`vllm-lab room ...`: one instructor's server for a room, a key per attendee.
+
+    vllm-lab room up --attendees 12 [--profile cpu|gpu] [--expose]
+    vllm-lab room add NAME | room revoke NAME | room status | room down
+
+The room's server is the lab's chat server (`--server` for another); attendee keys live in
+its room file (lab_helpers.server.room), which its launcher reads again at every change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+
+ROOM_SERVER = "chat"
+
+
+def advertised_host(bind_host: str) -> str:
+    """The address attendees use: this machine's outward address when the server listens on
+    every interface, else the address it listens on."""
+    if bind_host not in ("0.0.0.0", "::"):
+        return bind_host
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))  # picks the outward interface; sends nothing
+            return probe.getsockname()[0]
+        except OSError:
+            return socket.gethostname()
+
+
+def _base_url(server_name: str) -> str:
+    from .. import server
+
+    info = server.get(server_name).info
+    return f"http://{advertised_host(info.host)}:{info.port}"
+
+
+def _print_sheet(server_name: str) -> None:
+    from ..server.room import join_lines, write_join_sheet
+
+    base_url = _base_url(server_name)
+    csv_path, html_path = write_join_sheet(server_name, base_url)
+    for row in join_lines(server_name, base_url):
+        print(f"{row['name']:<16} {row['url']:<32} {row['key']}")
+    print(f"join sheet: {csv_path} and {html_path} (printable; 0600: they hold the keys)")
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from .. import server
+    from ..bench.room import room_capacity
+    from ..server.config import chat_server
+    from ..server.room import ensure_attendees
+
+    overrides: dict[str, object] = {"host": "0.0.0.0", "expose": True} if args.expose else {}
+    if args.expose:
+        print("warning: --expose listens on every interface: anyone who can reach this "
+              "machine can reach the server (each request still needs a key)")
+    srv = server.start(chat_server(args.profile, **overrides), runtime=args.runtime)
+    print(srv)
+    ensure_attendees(srv.name, args.attendees)
+    _print_sheet(srv.name)
+    capacity = room_capacity()
+    print(capacity.describe(args.attendees) if capacity else
+          "Capacity: no benchmark saved yet. Run module 5 on this server (or bench.run_benchmark "
+          "with concurrent users) to see how many attendees one server holds.")
+    return 0
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    from ..server.room import add_attendee
+
+    add_attendee(args.server, args.name)
+    _print_sheet(args.server)
+    return 0
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    from ..server.room import revoke_attendee
+
+    revoke_attendee(args.server, args.name)
+    print(f"revoked {args.name}: their next request is refused (401)")
+    _print_sheet(args.server)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ..metrics import fetch_metrics
+    from ..metrics.room import room_usage
+    from ..server.room import attendees
+
+    names = sorted(attendees(args.server))
+    usage = room_usage(args.server)
+    model = fetch_metrics(args.server).model()
+    kv = "?" if model.kv_cache_usage_pct is None else f"{model.kv_cache_usage_pct:.0f}%"
+    print(f"server {args.server}: {model.requests_running:.0f} requests running, "
+          f"{model.requests_waiting:.0f} waiting, KV cache {kv} used")
+    print(f"{'ATTENDEE':<16} {'REQUESTS':>9} {'PROMPT TOK':>11} {'OUTPUT TOK':>11}")
+    for name in sorted(set(names) | set(usage)):
+        used = usage.get(name)
+        note = "" if name in names else "  (revoked)"
+        print(f"{name:<16} {used.requests if used else 0:>9} "
+              f"{used.prompt_tokens if used else 0:>11} "
+              f"{used.completion_tokens if used else 0:>11}{note}")
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    from .. import server
+    from ..server.room import clear_room
+
+    stopped = server.stop(args.server)
+    clear_room(args.server)
+    print(f"{'stopped' if stopped else 'no running'} server {args.server}; room keys and join "
+          "sheet removed")
+    return 0
+
+
+def add_room_commands(sub: argparse._SubParsersAction) -> None:
+    room = sub.add_parser("room", help="one server for a room: a key per attendee")
+    room_sub = room.add_subparsers(dest="room_command", required=True)
+    p = room_sub.add_parser("up", help="start (or reuse) the room's server with N attendee keys")
+    p.add_argument("--attendees", type=int, default=0, metavar="N")
+    p.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--runtime", choices=["auto", "podman", "local"], default="auto")
+    p.add_argument("--expose", action="store_true",
+                   help="listen on every interface (0.0.0.0): attendees on other machines")
+    p.set_defaults(func=_cmd_up)
+    for verb, func, text in (("add", _cmd_add, "a key for one more attendee"),
+                             ("revoke", _cmd_revoke, "refuse an attendee's key from now on")):
+        p = room_sub.add_parser(verb, help=text)
+        p.add_argument("name")
+        p.add_argument("--server", default=ROOM_SERVER)
+        p.set_defaults(func=func)
+    for verb, func, text in (("status", _cmd_status, "attendees, their requests and tokens, "
+                              "the server's load"),
+                             ("down", _cmd_down, "stop the room's server, remove its keys")):
+        p = room_sub.add_parser(verb, help=text)
+        p.add_argument("--server", default=ROOM_SERVER)
+        p.set_defaults(func=func)

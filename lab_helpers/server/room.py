@@ -1,0 +1,159 @@
+"""Room mode: one server, a key per attendee, added and revoked while it runs.
+
+Every lab server's launcher (keyguard.py) also accepts the keys in its room file,
+`<lab home>/servers/<name>.room/keys.json` (JSON `{"attendees": {"name": "key"}}`, 0600 in a
+0700 folder), read again whenever the file changes: adding or revoking an attendee takes effect
+on the next request, without a restart. A Podman server sees the folder (not the file: a
+replaced file would stay the old one behind a file mount) read-only at ROOM_MOUNT.
+
+    ensure_attendees("chat", 12)    # attendee-01 ... attendee-12, existing keys kept
+    add_attendee("chat", "alice")   # -> alice's new key
+    revoke_attendee("chat", "alice")
+    attendees("chat")               # -> {"bob": "lab-..."}
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import os
+import re
+import secrets
+import tempfile
+from pathlib import Path
+
+from ..errors import LabError
+from ..paths import servers_dir
+
+ROOM_MOUNT = "/run/lab-room"
+KEYS_NAME = "keys.json"
+ATTENDEE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+
+
+class RoomError(LabError, ValueError):
+    """A room request that cannot be carried out (a bad name, an unknown attendee)."""
+
+
+def room_dir(server_name: str) -> Path:
+    """The server's room folder (made 0700 if missing): the launcher watches the file in it."""
+    path = servers_dir() / f"{server_name}.room"
+    path.mkdir(mode=0o700, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def keys_path(server_name: str) -> Path:
+    return room_dir(server_name) / KEYS_NAME
+
+
+def attendees(server_name: str) -> dict[str, str]:
+    """name -> key of the server's attendees ({} when the room has none)."""
+    path = keys_path(server_name)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        found = data["attendees"]
+        assert isinstance(found, dict)
+    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+        raise RoomError(f"The room file {path} cannot be read ({exc}).",
+                        cause="it was edited by hand or cut short",
+                        fix=f"rm {path}   (then add the attendees again, e.g. "
+                        "vllm-lab room add alice)") from exc
+    return {str(k): str(v) for k, v in found.items()}
+
+
+def _write(server_name: str, found: dict[str, str]) -> None:
+    """Replace the file in one step (a reader sees the old or the new list, never half)."""
+    folder = room_dir(server_name)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".keys-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"attendees": found}, handle, indent=1, sort_keys=True)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, folder / KEYS_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_name(name: str) -> str:
+    if not ATTENDEE_NAME.fullmatch(name):
+        raise RoomError(f"{name!r} is not a usable attendee name.",
+                        cause="names go into metrics labels and file names",
+                        fix="use 1-40 letters, digits, '.', '_' or '-', starting with a letter "
+                        "or digit, e.g. vllm-lab room add alice")
+    return name
+
+
+def add_attendee(server_name: str, name: str) -> str:
+    """A new key for `name` (replacing an earlier one of the same name); returns it."""
+    found = attendees(server_name)
+    found[check_name(name)] = "room-" + secrets.token_urlsafe(24)
+    _write(server_name, found)
+    return found[name]
+
+
+def ensure_attendees(server_name: str, count: int, prefix: str = "attendee") -> dict[str, str]:
+    """Keys for `prefix-01` ... `prefix-NN` (existing ones are kept); all attendees' keys."""
+    found = attendees(server_name)
+    missing = [f"{prefix}-{n:02d}" for n in range(1, count + 1)
+               if f"{prefix}-{n:02d}" not in found]
+    for name in missing:
+        found[check_name(name)] = "room-" + secrets.token_urlsafe(24)
+    if missing:
+        _write(server_name, found)
+    return found
+
+
+def revoke_attendee(server_name: str, name: str) -> None:
+    """`name`'s key stops working at their next request."""
+    found = attendees(server_name)
+    if name not in found:
+        raise RoomError(f"No attendee {name!r} in the room of server {server_name!r}.",
+                        fix=f"vllm-lab room status   (lists the attendees of {server_name!r})")
+    del found[name]
+    _write(server_name, found)
+
+
+def clear_room(server_name: str) -> None:
+    """No attendees any more (the room file and the join sheet are removed)."""
+    for name in (KEYS_NAME, "join.csv", "join.html"):
+        (room_dir(server_name) / name).unlink(missing_ok=True)
+
+
+def join_lines(server_name: str, base_url: str) -> list[dict[str, str]]:
+    """One row per attendee: name, the server's OpenAI base URL, their key."""
+    return [{"name": name, "url": f"{base_url}/v1", "key": key}
+            for name, key in sorted(attendees(server_name).items())]
+
+
+def write_join_sheet(server_name: str, base_url: str) -> tuple[Path, Path]:
+    """join.csv and join.html (printable) beside the room file, 0600: the only files besides
+    it that hold the keys."""
+    rows = join_lines(server_name, base_url)
+    folder = room_dir(server_name)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=["name", "url", "key"])
+    writer.writeheader()
+    writer.writerows(rows)
+    cells = "\n".join(
+        f"<tr><td>{html.escape(r['name'])}</td><td><code>{html.escape(r['url'])}</code></td>"
+        f"<td><code>{html.escape(r['key'])}</code></td></tr>" for r in rows)
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>vLLM Lab: join the room</title>"
+        "<style>body{font-family:sans-serif}td,th{border:1px solid #999;padding:.4em .8em}"
+        "table{border-collapse:collapse}tr{page-break-inside:avoid}</style>"
+        "<h1>Join the room's vLLM server</h1><p>Any OpenAI client: base URL and API key "
+        "below (the key is yours alone; the instructor can revoke it).</p>"
+        f"<table><tr><th>Name</th><th>Base URL</th><th>API key</th></tr>\n{cells}\n</table>")
+    written = []
+    for name, content in (("join.csv", text.getvalue()), ("join.html", page)):
+        path = folder / name
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+        path.write_text(content)
+        written.append(path)
+    return written[0], written[1]

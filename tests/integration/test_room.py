@@ -1,0 +1,165 @@
+"""Room mode on a real server, both runtimes: 30 attendees with their own keys chat at once;
+one is revoked mid-run and refused from then on while the others go on; the server's /metrics
+counts each attendee's requests and tokens exactly as they sent them, under their names; no
+attendee key leaks into a log, an inspect, an export, a command line or an environment.
+
+The room is the shared chat server's (no extra start): its launcher reads the room file
+whenever it changes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from lab_helpers.metrics.room import room_usage
+from lab_helpers.server import room
+from lab_helpers.server.kube import kube_setup_commands, kube_yaml
+from lab_helpers.server.podman_cli import run_podman
+from lab_helpers.widgets.room_dashboard import RoomDashboard
+
+pytestmark = pytest.mark.integration
+
+ATTENDEES = 30
+RUN_S = 20.0
+REVOKE_AT_S = 8.0
+
+
+@pytest.fixture(params=["podman", "local"])
+def room_server(request):
+    srv = request.getfixturevalue("chat_srv" if request.param == "podman" else "local_chat_srv")
+    if srv.runtime.kind != request.param:
+        pytest.skip(f"the shared chat server is not in {request.param} here")
+    yield srv
+    room.clear_room(srv.name)
+
+
+def chat(base_url: str, key: str, client: httpx.Client,
+         model: str = "smollm2-135m-instruct") -> httpx.Response:
+    return client.post(f"{base_url}/v1/chat/completions", timeout=120,
+                       headers={"Authorization": f"Bearer {key}"},
+                       json={"model": model, "max_tokens": 6,
+                             "temperature": 0,
+                             "messages": [{"role": "user", "content": "Say hi."}]})
+
+
+def test_thirty_attendees_one_revoked_mid_run(room_server):
+    srv = room_server
+    tag = secrets.token_hex(3)  # names of this run only: the counters live as long as the server
+    names = [f"t{tag}-{n:02d}" for n in range(1, ATTENDEES + 1)]
+    keys = {name: room.add_attendee(srv.name, name) for name in names}
+    revoked = names[6]
+    sent: Counter[str] = Counter()
+    tokens: dict[str, list[int]] = {name: [0, 0] for name in names}
+    errors: list[str] = []
+    refused_after_revoke = threading.Event()
+    revoked_at: list[float] = []
+    start = time.monotonic()
+
+    def attendee(name: str) -> None:
+        with httpx.Client() as client:
+            while time.monotonic() - start < RUN_S:
+                answer = chat(srv.base_url, keys[name], client, srv.model_name)
+                if answer.status_code == 200:
+                    usage = answer.json()["usage"]
+                    sent[name] += 1
+                    tokens[name][0] += usage["prompt_tokens"]
+                    tokens[name][1] += usage["completion_tokens"]
+                elif answer.status_code == 401 and name == revoked and revoked_at:
+                    refused_after_revoke.set()
+                    return  # a revoked attendee is out
+                else:
+                    errors.append(f"{name}: HTTP {answer.status_code} {answer.text[:200]}")
+                    return
+
+    threads = [threading.Thread(target=attendee, args=(n,)) for n in names]
+    for thread in threads:
+        thread.start()
+    time.sleep(REVOKE_AT_S)
+    room.revoke_attendee(srv.name, revoked)
+    revoked_at.append(time.monotonic())
+    for thread in threads:
+        thread.join(timeout=RUN_S + 180)
+    assert errors == []
+    assert refused_after_revoke.is_set(), "the revoked key was never refused"
+    others = [n for n in names if n != revoked]
+    assert all(sent[n] > 0 for n in others), "every other attendee got answers"
+    # after the revocation the others went on: the run lasted well past it
+    assert time.monotonic() - revoked_at[0] >= RUN_S - REVOKE_AT_S - 1
+
+    usage = room_usage(srv)
+    for name in names:
+        got = usage[name]
+        assert (got.requests, got.prompt_tokens, got.completion_tokens) == \
+            (sent[name], *tokens[name]), name
+    with httpx.Client() as client:  # the revoked key stays refused, the others work
+        assert chat(srv.base_url, keys[revoked], client, srv.model_name).status_code == 401
+        assert chat(srv.base_url, keys[names[0]], client, srv.model_name).status_code == 200
+
+    # No attendee key outside the room file and the join sheet.
+    shown = [srv.logs(tail=100000)]
+    for proc in psutil.process_iter():
+        try:
+            shown.append(" ".join(proc.cmdline()))
+            shown.append(repr(proc.environ()))
+        except psutil.Error:
+            continue
+    if srv.runtime.kind == "podman":
+        assert srv.config is not None
+        shown.append(run_podman("inspect", srv.config.container_name).stdout)
+        shown.append(kube_yaml(srv.name))
+        shown.append(kube_setup_commands(srv.name))
+    leaked = [name for name, key in keys.items() if any(key in text for text in shown)]
+    assert leaked == []
+    board = RoomDashboard(srv, auto=False)  # the instructor's view of the same counts
+    assert f"<td>{revoked}</td><td>revoked</td>" in board.table_html
+    # (names[0] sent one more request above, after the run)
+    assert f"<td>{names[0]}</td><td>idle</td><td>{sent[names[0]] + 1}</td>" in board.table_html
+    assert f"<b>{ATTENDEES - 1}</b> attendees" in board.summary
+    board.close()
+    sheet = room.write_join_sheet(srv.name, srv.base_url)
+    assert all(keys[n] in Path(sheet[0]).read_text() for n in others)
+    assert keys[revoked] not in Path(sheet[0]).read_text()
+
+
+def vllm_lab(*args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "lab_helpers.cli", *args], text=True,
+                          capture_output=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_the_room_commands_an_instructor_types(chat_srv):
+    """`room up` reuses the running server, writes the join sheet and says what one server
+    holds; `status` counts an attendee's request; `revoke` takes a name off the sheet."""
+    try:
+        up = vllm_lab("room", "up", "--attendees", "3")
+        assert "reused" in up.lower() or chat_srv.base_url in up
+        sheet = room.room_dir(chat_srv.name) / "join.csv"
+        assert oct(sheet.stat().st_mode & 0o777) == "0o600"
+        keys = room.attendees(chat_srv.name)
+        assert sorted(keys) == ["attendee-01", "attendee-02", "attendee-03"]
+        assert all(key in up for key in keys.values())  # printed for the instructor
+        assert "attendees need" in up or "no benchmark saved" in up.lower() or \
+            "would not help" in up
+        with httpx.Client() as client:
+            assert chat(chat_srv.base_url, keys["attendee-01"], client,
+                        chat_srv.model_name).status_code == 200
+        status = vllm_lab("room", "status")
+        row = next(line for line in status.splitlines() if line.startswith("attendee-01"))
+        assert row.split()[1] == "1"
+        assert "requests running" in status
+        vllm_lab("room", "revoke", "attendee-02")
+        assert "attendee-02" not in sheet.read_text()
+        assert "attendee-02" not in room.attendees(chat_srv.name)
+    finally:
+        room.clear_room(chat_srv.name)

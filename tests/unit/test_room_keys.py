@@ -1,0 +1,137 @@
+"""Room mode in the launcher: attendee keys from the room file, added and revoked while the
+server runs, counted per attendee name (never the key) on the server's /metrics.
+
+The middleware is the real `KeyGuard` around a small ASGI app that answers like vLLM does
+(JSON with `usage`, or server-sent events ending with a usage event). The real server path is
+tested in tests/integration/test_room.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+
+import prometheus_client
+import pytest
+
+from lab_helpers.server import room
+from lab_helpers.server.keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV, KeyGuard, usage_of
+
+ANSWER = {"choices": [{"message": {"content": "hi"}}],
+          "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
+
+
+async def vllm_like(scope, receive, send):
+    stream = scope["path"] == "/v1/completions"
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    if stream:
+        await send({"type": "http.response.body", "more_body": True,
+                    "body": b'data: {"choices": [{"text": "h"}], "usage": null}\n\n'})
+        await send({"type": "http.response.body", "more_body": True,
+                    "body": b'data: {"choices": [], "usage": {"prompt_tokens": 5, '
+                            b'"completion_tokens": 3}}\n\n'})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+    else:
+        await send({"type": "http.response.body", "body": json.dumps(ANSWER).encode()})
+
+
+def call(guard: KeyGuard, key: str | None, path: str = "/v1/chat/completions") -> int:
+    headers = [(b"authorization", f"Bearer {key}".encode())] if key else []
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    asyncio.run(guard({"type": "http", "path": path, "headers": headers}, receive, send))
+    return sent[0]["status"]
+
+
+def sample(name: str, **labels: str) -> float:
+    return prometheus_client.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def guard(lab_home, monkeypatch, tmp_path):
+    key_file = tmp_path / "server.key"
+    key_file.write_text("instructor-key")
+    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
+    monkeypatch.setenv(ROOM_KEYS_ENV, str(room.keys_path("roomtest")))
+    return KeyGuard(vllm_like)
+
+
+def test_an_attendee_key_works_from_the_next_request_and_stops_when_revoked(guard):
+    assert call(guard, "instructor-key") == 200
+    alice = room.add_attendee("roomtest", "alice")
+    assert call(guard, alice) == 200
+    bob = room.add_attendee("roomtest", "bob")
+    assert call(guard, bob) == 200 and call(guard, alice) == 200
+    room.revoke_attendee("roomtest", "alice")
+    assert call(guard, alice) == 401
+    assert call(guard, bob) == 200
+    assert call(guard, "room-made-up") == 401 and call(guard, None) == 401
+    assert call(guard, "instructor-key") == 200  # the server's own key is unaffected
+
+
+def test_requests_and_tokens_are_counted_per_attendee_name(guard):
+    carol = room.add_attendee("roomtest", "carol")
+    before = (sample("lab_room_requests_total", attendee="carol"),
+              sample("lab_room_tokens_total", attendee="carol", kind="prompt"),
+              sample("lab_room_tokens_total", attendee="carol", kind="completion"))
+    assert call(guard, carol) == 200                              # JSON answer with usage
+    assert call(guard, carol, "/v1/completions") == 200           # streamed, usage at the end
+    assert call(guard, carol, "/v1/models") == 200                # no usage: a request only
+    after = (sample("lab_room_requests_total", attendee="carol"),
+             sample("lab_room_tokens_total", attendee="carol", kind="prompt"),
+             sample("lab_room_tokens_total", attendee="carol", kind="completion"))
+    assert [b - a for a, b in zip(before, after, strict=True)] == [3, 11 + 5, 7 + 3]
+    exposed = prometheus_client.generate_latest().decode()
+    assert 'attendee="carol"' in exposed and carol not in exposed
+    # the instructor's own requests are not an attendee's
+    assert call(guard, "instructor-key") == 200
+    assert sample("lab_room_requests_total", attendee="carol") == after[0]
+
+
+def test_the_room_file_is_private_and_replaced_whole(lab_home):
+    room.add_attendee("roomtest2", "dave")
+    path = room.keys_path("roomtest2")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
+    assert set(room.attendees("roomtest2")) == {"dave"}
+    room.clear_room("roomtest2")
+    assert room.attendees("roomtest2") == {}
+
+
+@pytest.mark.parametrize("name", ["", "a b", "../x", "-dash", "x" * 41, 'q"uote'])
+def test_bad_attendee_names_are_refused_with_the_rule(lab_home, name):
+    with pytest.raises(room.RoomError, match="letters, digits"):
+        room.add_attendee("roomtest3", name)
+
+
+def test_revoking_an_unknown_attendee_says_how_to_list_them(lab_home):
+    with pytest.raises(room.RoomError, match="vllm-lab room status"):
+        room.revoke_attendee("roomtest4", "nobody")
+
+
+def test_a_broken_room_file_admits_no_attendee_and_says_what_to_do(guard, capsys):
+    path = room.keys_path("roomtest")
+    path.write_text("{not json")
+    assert call(guard, "anything") == 401
+    assert "room keys not read" in capsys.readouterr().err
+    with pytest.raises(room.RoomError, match="rm "):
+        room.attendees("roomtest")
+    assert call(guard, "instructor-key") == 200
+
+
+def test_usage_is_read_from_json_and_from_the_last_streamed_event():
+    assert usage_of(json.dumps(ANSWER).encode()) == ANSWER["usage"]
+    events = (b'data: {"usage": null}\n\ndata: {"usage": {"prompt_tokens": 2}}\n\n'
+              b"data: [DONE]\n\n")
+    assert usage_of(events) == {"prompt_tokens": 2}
+    assert usage_of(b'{"data": [1, 2]}') is None
+    assert usage_of(b'{"usage": {"prompt_tok') is None  # cut short: nothing, no error

@@ -7,10 +7,13 @@
 
 Module 3 turns the desk's methods into tools (`lab_helpers.tools`); module 4 serves the same
 methods over MCP. `db` holds the schema, the seed loader and the transaction helper;
-`search` a small semantic search over ACME's FAQ with the embeddings server (module 1).
+`search` a small semantic search over ACME's FAQ with the embeddings server (module 1);
+`scorecard` what each module measured against ACME's pains (imported on its own:
+`from lab_helpers.support.scorecard import record, scorecard`).
 
 May import: `errors`, `paths`, `connect` (only the FAQ search, to reach the embeddings server;
-the desk knows nothing about models or tools).
+the desk knows nothing about models or tools), `bench` (only the scorecard, to read module 5's
+saved runs with module 5's own verdicts).
 """
 
 from __future__ import annotations

@@ -105,11 +105,18 @@ def score(loop: ToolLoop, case: Case, choice: ChoiceForCase) -> dict[str, Any]:
 
 
 def evaluate(loop: ToolLoop, cases: Sequence[Case], choices: Sequence[ChoiceForCase],
-             *, workers: int = 6) -> pd.DataFrame:
-    """Every case under every tool_choice, `workers` requests at a time."""
+             *, workers: int = 6, progress: bool = True) -> pd.DataFrame:
+    """Every case under every tool_choice, `workers` requests at a time (with a progress bar)."""
+    from tqdm.auto import tqdm
+
     jobs = [(case, choice) for choice in choices for case in cases]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        rows = list(pool.map(lambda job: score(loop, *job), jobs))
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            tqdm(total=len(jobs), desc="requests", unit="request", disable=not progress) as bar:
+        def scored(job: tuple[Case, ChoiceForCase]) -> dict[str, Any]:
+            row = score(loop, *job)
+            bar.update()
+            return row
+        rows = list(pool.map(scored, jobs))
     return pd.DataFrame(rows)
 
 

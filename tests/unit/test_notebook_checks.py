@@ -411,7 +411,8 @@ LOCAL_RAISES = [
 # Tagged cells that need the module's running server: what shows under nbval that they raised.
 SERVER_RAISES = {
     ("01_deploy_and_chat", 'server.start(cfg.replace(name="second-chat"))'):
-        "not covered yet: nothing later in the notebook fails if this start succeeds",
+        "the check after it asserts no 'second-chat' server exists: a start that went "
+        "through would have left one",
     ("01_deploy_and_chat", 'conversation.send("One more question'):
         "the next cell asserts len(conversation.history) == 3: a send that went through "
         "would have added a turn",

@@ -132,3 +132,10 @@ def test_the_readme_gives_each_modules_core_path():
     assert stated == {f"notebooks/{p.name}": core_minutes(p) for p in NOTEBOOKS}
     total = sum(stated.values())
     assert f"all six takes about {total} minutes" in readme
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_the_agenda_says_its_own_total(path):
+    nb = _nb(path)
+    index, _ = na.agenda(nb)
+    assert f"The core path takes about {core_minutes(path)} minutes" in nb.cells[index].source

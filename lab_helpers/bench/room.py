@@ -1,10 +1,11 @@
 """How many attendees one server holds, and how many servers a room needs, from a saved run.
 
 Module 5 saves every GuideLLM run under `<lab home>/benchmarks/<time>-<label>/summary.csv`
-(the tidy table of report.py). Room mode reads the newest run that has concurrent-user levels
-and takes the most concurrent users that still met the latency targets (ACME's: p95 TTFT and
-p95 end-to-end) without errors. One attendee counts as one concurrent user: the room's worst
-moment, when everyone runs the same cell at once.
+(the tidy table of report.py). Room mode reads the newest sweep of the lab's vLLM server
+(bench/saved.py) and takes module 5's capacity (`bench.capacity`: the best level that met the
+latency targets, ACME's p95 TTFT and p95 end-to-end, without errors) as users at once. One
+attendee counts as one concurrent user: the room's worst moment, when everyone runs the same
+cell at once.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .run import results_dir
-from .slo import ACME, SLO, verdicts
+from .saved import latest_sweep
+from .slo import ACME, SLO, capacity
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,11 @@ class RoomCapacity:
 
 
 def room_capacity(results: Path | None = None, slo: SLO = ACME) -> RoomCapacity | None:
-    """From the newest saved run with concurrent-user levels; None when there is none."""
-    import pandas as pd
-
-    folder = results if results is not None else results_dir()
-    for summary in sorted(folder.glob("*/summary.csv"), reverse=True):
-        frame = pd.read_csv(summary)
-        concurrent = frame[frame["strategy"] == "concurrent"]
-        if concurrent.empty:
-            continue
-        ok = verdicts(concurrent, slo)
-        ok = ok[ok["meets_latency"]]
-        per_server = int(ok["load"].max()) if not ok.empty else None
-        return RoomCapacity(run=str(frame["run"].iloc[0]), source=summary.parent,
-                            attendees_per_server=per_server, slo=slo)
-    return None
+    """From the newest saved sweep of the lab's vLLM server (`bench.saved.latest_sweep`: not a
+    tuning variant, not the llama.cpp peer); None when there is none."""
+    sweep = latest_sweep(results)
+    if sweep is None:
+        return None
+    best = capacity(sweep.frame, slo)
+    return RoomCapacity(run=str(sweep.frame["run"].iloc[0]), source=sweep.folder,
+                        attendees_per_server=int(best.load) if best else None, slo=slo)

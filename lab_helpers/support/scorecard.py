@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..bench.plots import _figure
-from ..bench.run import results_dir as benchmarks_dir
+from ..bench.saved import latest_sweep, saved_runs
 from ..bench.slo import ACME, SLO, capacity
 from ..paths import REPO_ROOT
 from .scorecard_store import (
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-MIN_SWEEP_LEVELS = 3
 REFERENCE_DIR = REPO_ROOT / "benchmarks" / "results"
 
 __all__ = ["PAINS", "Pain", "ScorecardError", "ScorecardWarning", "beside_reference",
@@ -50,42 +48,7 @@ __all__ = ["PAINS", "Pain", "ScorecardError", "ScorecardWarning", "beside_refere
            "saved_runs", "scorecard", "scorecard_path"]
 
 
-# -- module 5: the saved GuideLLM runs --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SavedRun:
-    """One GuideLLM run module 5 kept: its folder and the table `bench.run_benchmark` wrote."""
-
-    folder: Path
-    frame: pd.DataFrame
-
-
-def saved_runs() -> list[SavedRun]:
-    """Every run under <lab home>/benchmarks with a readable summary.csv, oldest first."""
-    import pandas as pd
-
-    found = []
-    for summary in benchmarks_dir().glob("*/summary.csv"):
-        try:
-            frame = pd.read_csv(summary)
-            mtime = summary.stat().st_mtime
-        except (OSError, ValueError):
-            continue  # a run cut short: the others still count
-        if {"run", "strategy", "load", "requests_per_s"} <= set(frame.columns) and len(frame):
-            found.append((mtime, SavedRun(summary.parent, frame)))
-    return [run for _, run in sorted(found, key=lambda item: item[0])]
-
-
-def latest_sweep() -> SavedRun | None:
-    """The newest saved run that swept concurrent users on vLLM (module 5's section 2)."""
-    for run in reversed(saved_runs()):
-        frame = run.frame
-        labels = frame["run"].astype(str)
-        if ((frame["strategy"] == "concurrent").all() and frame["load"].nunique()
-                >= MIN_SWEEP_LEVELS and not labels.str.lower().str.startswith("llama").any()):
-            return run
-    return None
+# -- module 5: the saved GuideLLM runs (bench.saved finds them) ----------------------------
 
 
 def capacity_facts(frame: pd.DataFrame, slo: SLO = ACME) -> dict[str, dict[str, Any]]:

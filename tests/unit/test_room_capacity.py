@@ -1,30 +1,55 @@
-"""How many attendees one server holds, from a saved GuideLLM run (a real 0.8.1 report)."""
+"""How many attendees one server holds, from module 5's newest saved sweep of the lab's vLLM
+server (not a tuning variant, not the llama.cpp peer)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import time
 
+import pandas as pd
 import pytest
 
-from lab_helpers.bench import SLO, load_report, report_frame, room_capacity
+from lab_helpers.bench import SLO, room_capacity
+from lab_helpers.bench.report import COLUMNS
 
-REPORT = Path(__file__).resolve().parents[1] / "data" / "guidellm-0.8.1-report.json"
+# users: (p95 TTFT ms, p95 end-to-end s, requests/s)
+SWEEP = {1: (2533.0, 44.2, 0.1), 2: (5000.0, 30.0, 0.2), 4: (8959.0, 27.3, 0.3)}
+
+
+def _summary(label: str, levels: dict[int, tuple[float, float, float]]) -> pd.DataFrame:
+    rows = []
+    for users, (ttft, latency, rps) in levels.items():
+        row = dict.fromkeys(COLUMNS, 0.0)
+        row.update(run=label, benchmark=f"concurrent@{users}", strategy="concurrent",
+                   load=float(users), requests_ok=10, requests_errored=0, error_rate=0.0,
+                   ttft_p95_ms=ttft, latency_p95_s=latency, requests_per_s=rps,
+                   output_tokens_per_s=30.0 * rps)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _save(folder, name: str, frame: pd.DataFrame, age_s: float) -> None:
+    (folder / name).mkdir()
+    frame.to_csv(folder / name / "summary.csv", index=False)
+    stamp = time.time() - age_s
+    os.utime(folder / name / "summary.csv", (stamp, stamp))
 
 
 @pytest.fixture
 def results(tmp_path):
-    """Two saved runs as module 5 leaves them: only the newest counts."""
-    frame = report_frame(load_report(REPORT), label="module 5")
-    for name in ("20261201-100000-old", "20261202-100000-module-5"):
-        (tmp_path / name).mkdir()
-        frame.to_csv(tmp_path / name / "summary.csv", index=False)
-    # the older run has one level only (1 user); the newest has both
-    frame.head(1).to_csv(tmp_path / "20261201-100000-old" / "summary.csv", index=False)
+    """Module 5's runs as it leaves them: an older sweep, the sweep, then (newer) a tuning
+    variant on two levels and the llama.cpp peer: only the sweep counts."""
+    _save(tmp_path, "20261201-100000-old", _summary("old", {1: SWEEP[1]}), age_s=400)
+    _save(tmp_path, "20261202-100000-module-5", _summary("module 5", SWEEP), age_s=300)
+    _save(tmp_path, "20261202-100500-int8-weights",
+          _summary("int8-weights", {1: (100.0, 1.0, 1.0), 16: (200.0, 2.0, 9.0)}), age_s=200)
+    _save(tmp_path, "20261202-101000-llama-server",
+          _summary("llama-server -np 16", {1: (50.0, 1.0, 2.0), 4: (60.0, 1.5, 5.0),
+                                           16: (70.0, 2.0, 9.0)}), age_s=100)
     return tmp_path
 
 
 def test_the_most_users_that_met_the_latency_targets(results):
-    # the report's levels: 1 user (p95 TTFT 2.5 s, e2e 44 s) and 4 users (9.0 s, 27 s)
     both = room_capacity(results, SLO(ttft_p95_ms=10_000, latency_p95_s=50))
     assert both is not None and both.attendees_per_server == 4
     assert both.source.name == "20261202-100000-module-5" and both.run == "module 5"

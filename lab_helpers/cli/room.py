@@ -84,16 +84,15 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ..metrics import fetch_metrics
-    from ..metrics.room import room_usage
+    from ..metrics.room import RoomMonitor
     from ..server.room import attendees
 
     names = sorted(attendees(args.server))
-    usage = room_usage(args.server)
-    model = fetch_metrics(args.server).model()
-    kv = "?" if model.kv_cache_usage_pct is None else f"{model.kv_cache_usage_pct:.0f}%"
-    print(f"server {args.server}: {model.requests_running:.0f} requests running, "
-          f"{model.requests_waiting:.0f} waiting, KV cache {kv} used")
+    sample = RoomMonitor(args.server).sample()  # one GET /metrics: attendees and load
+    usage = sample.usage
+    kv = "?" if sample.kv_cache_usage_pct is None else f"{sample.kv_cache_usage_pct:.0f}%"
+    print(f"server {args.server}: {sample.requests_running:.0f} requests running, "
+          f"{sample.requests_waiting:.0f} waiting, KV cache {kv} used")
     print(f"{'ATTENDEE':<16} {'REQUESTS':>9} {'PROMPT TOK':>11} {'OUTPUT TOK':>11}")
     for name in sorted(set(names) | set(usage)):
         used = usage.get(name)

@@ -88,10 +88,14 @@ def check_name(name: str) -> str:
     return name
 
 
+def _new_key() -> str:
+    return "room-" + secrets.token_urlsafe(24)
+
+
 def add_attendee(server_name: str, name: str) -> str:
     """A new key for `name` (replacing an earlier one of the same name); returns it."""
     found = attendees(server_name)
-    found[check_name(name)] = "room-" + secrets.token_urlsafe(24)
+    found[check_name(name)] = _new_key()
     _write(server_name, found)
     return found[name]
 
@@ -102,7 +106,7 @@ def ensure_attendees(server_name: str, count: int, prefix: str = "attendee") -> 
     missing = [f"{prefix}-{n:02d}" for n in range(1, count + 1)
                if f"{prefix}-{n:02d}" not in found]
     for name in missing:
-        found[check_name(name)] = "room-" + secrets.token_urlsafe(24)
+        found[check_name(name)] = _new_key()
     if missing:
         _write(server_name, found)
     return found

@@ -9,11 +9,19 @@ the same environment. When the session ends it stops the test-lab servers it sta
 only those: a server that was running when it began (another pytest session's, or one kept
 with VLLM_LAB_TEST_KEEP_SERVERS=1) is left alone. VLLM_LAB_TEST_KEEP_SERVERS=1 keeps this
 session's servers too, for the next run.
+
+A session whose tests use the shared chat server (`chat_srv`) starts it in the background as
+soon as the tests are collected, in a process of its own, so its cold start overlaps the
+unit tests that run first; the fixture then finds it (or waits for it on the server's start
+lock, as a second notebook would) and reuses it.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +32,14 @@ os.environ["VLLM_LAB_HOME"] = str(TEST_HOME)
 os.environ["VLLM_LAB_PORT_BASE"] = os.environ.get("VLLM_LAB_TEST_PORT_BASE", "18000")
 
 _RUNNING_AT_START = pytest.StashKey[set]()
+_EARLY_START = pytest.StashKey[subprocess.Popen]()
+# What `chat_srv` runs, in a process of its own (its own environment: a unit test that points
+# VLLM_LAB_HOME elsewhere meanwhile cannot move it).
+EARLY_CHAT_START = (
+    "from lab_helpers import server\n"
+    "from lab_helpers.server.config import chat_server\n"
+    "server.start(chat_server('cpu'))\n"
+)
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +47,9 @@ def chat_srv():
     """The lab's chat server (cpu profile, default runtime) in the test lab.
 
     Started once (or reused from an earlier run) and shared by every module's integration
-    tests and by the notebooks, which start the same config under the same name.
+    tests and by the notebooks, which start the same config under the same name. Its cold
+    start began in the background when the tests were collected (`pytest_collection_finish`):
+    this waits for that start on the server's start lock and reuses the server.
     """
     from lab_helpers import server
     from lab_helpers.server.config import chat_server
@@ -44,8 +62,8 @@ def local_chat_srv():
     """The same chat server as a local process ("chat-local"), for tests that show a module
     works under both runtimes. Started once, shared, stopped at the end of the session."""
     from lab_helpers import server
-    from lab_helpers.server.config import chat_server
     from lab_helpers.paths import port_base
+    from lab_helpers.server.config import chat_server
 
     return server.start(chat_server("cpu", name="chat-local", port=port_base() + 10),
                         runtime="local")
@@ -61,11 +79,39 @@ def pytest_sessionstart(session) -> None:
     session.config.stash[_RUNNING_AT_START] = _server_identities()
 
 
+def pytest_collection_finish(session) -> None:
+    """Start the shared chat server in the background if a collected test needs it."""
+    if session.config.option.collectonly or not any(
+            "chat_srv" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    from lab_helpers.paths import logs_dir
+
+    with (logs_dir() / "early-chat-start.log").open("wb") as log:
+        session.config.stash[_EARLY_START] = subprocess.Popen(
+            [sys.executable, "-c", EARLY_CHAT_START], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=dict(os.environ))
+
+
+def _end_early_start(session) -> None:
+    """A background start still running at the end (a short or interrupted session) is
+    interrupted: `Runtime.start` then removes what it launched."""
+    proc = session.config.stash.get(_EARLY_START, None)
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
+    _end_early_start(session)
     if os.environ.get("VLLM_LAB_TEST_KEEP_SERVERS") == "1":
         return
     from lab_helpers import server
 
     before = session.config.stash.get(_RUNNING_AT_START, set())
-    for runtime, name, ident in _server_identities() - before:
+    for runtime, name, _ident in _server_identities() - before:
         server.get_runtime(runtime).remove(name)

@@ -1,7 +1,7 @@
 """The local-runtime lab: a second test lab whose servers run as local processes.
 
-`./lab start` is tested in it (its background start of the chat server), and module 1's core
-path then runs in it top to bottom, finding that server warm as a learner would. Its own home
+`./lab start` is tested in it (its background start of the chat server), and module 1's
+runtime steps then run in it, finding that server warm as a learner would. Its own home
 (the test lab's, suffixed) and ports (the test lab's + 100), so its `chat` never clashes with
 the Podman one; the prepared models and the MCP reference servers are the test lab's (linked,
 not prepared again). Its servers are stopped when the session ends.

@@ -1,4 +1,5 @@
-"""Every client the lab makes follows a lab server that was replaced under it.
+"""Every client the lab makes follows a lab server that was replaced under it; a different
+config under the same name replaces the running server.
 
 A replaced server (the same name started again) has a new API key in its key file. Each
 client is made once, the servers are replaced, and each client's next call must succeed as
@@ -7,16 +8,21 @@ The clients that keep a connection must have got there through the 401 path (the
 read again once), not by luck.
 
 Replacing costs a start per server, so the test replaces servers the suite keeps anyway: the
-session's shared local chat server (`local_chat_srv`, "chat-local") and module 1's embeddings
-server ("embed", default runtime), left running for the notebook to reuse. Later tests reach
-both through their names and key files, as any client does. The shared "chat" server the
-notebooks chat with is never replaced.
+session's shared local chat server (`local_chat_srv`, "chat-local", started again as it is:
+`reuse=False`) and module 1's embeddings server ("embed", default runtime). The embeddings
+server is first started with another setting (`--max-num-seqs 8`) and replaced by module 1's
+own config: that replacement is also the check that a different config replaces a running
+server (the old one goes, a new one starts, the chat servers stay), and it leaves "embed" as
+module 1 starts it, for test_server_lifecycle.py and the notebook to reuse (one cold start
+fewer for each). Later tests reach both through their names and key files, as any client
+does. The shared "chat" server the notebooks chat with is never replaced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -43,8 +49,14 @@ def embed_config():
 
 
 @pytest.fixture(scope="module")
-def servers(local_chat_srv, embed_config) -> tuple[server.Server, server.Server]:
-    return local_chat_srv, server.start(embed_config)
+def other_embed_config(embed_config):
+    """Module 1's embeddings server with another setting: the server that gets replaced."""
+    return embed_config.replace(extra_args=("--max-num-seqs", "8"))
+
+
+@pytest.fixture(scope="module")
+def servers(local_chat_srv, other_embed_config) -> tuple[server.Server, server.Server]:
+    return local_chat_srv, server.start(other_embed_config)
 
 
 def clients(chat: server.Server, embed: server.Server,
@@ -89,25 +101,67 @@ def outcomes(calls: dict[str, Callable[[], object]]) -> dict[str, str]:
     return out
 
 
-def test_every_client_follows_a_replaced_server(servers, embed_config, tmp_path):
-    chat, embed = servers
-    calls, kept = clients(chat, embed, SupportDesk(tmp_path / "acme.sqlite"))
-    everything_ok = dict.fromkeys(calls, "ok")
-    assert outcomes(calls) == everything_ok
-    old_keys = (chat.api_key, embed.api_key)
+@dataclass
+class Replacement:
+    before: tuple[server.Server, ...]
+    after: tuple[server.Server, ...]
+    keys_before: tuple[str, ...]
+    outcomes_before: dict[str, str]
+    outcomes_after: dict[str, str]
+    key_reloads: dict[str, int]
+    shared_chat: tuple[str, str]  # the notebooks' chat server: ident before, ident after
+    shared_chat_healthy: bool
 
+
+@pytest.fixture(scope="module")
+def replacement(servers, embed_config, chat_srv, tmp_path_factory) -> Replacement:
+    """Clients made, both servers replaced at once, the same clients called again."""
+    chat, embed = servers
+    desk = SupportDesk(tmp_path_factory.mktemp("connection") / "acme.sqlite")
+    calls, kept = clients(chat, embed, desk)
+    before = outcomes(calls)
+    keys = (chat.api_key, embed.api_key)  # read from the key files now: they change
+    shared_before = chat_srv.info.ident
+    # Chat: the same config, not reused. Embeddings: module 1's config replaces the other one.
     configs = (chat_server("cpu", name=chat.name, port=chat.info.port), embed_config)
     runtimes = (chat.runtime.kind, embed.runtime.kind)
+    reuse = (False, True)
     # Both at once (each name has its own start lock): two cold starts overlap their waits.
     with ThreadPoolExecutor(2) as pool:
-        replaced = tuple(pool.map(lambda config, kind: server.start(config, runtime=kind,
-                                                                    reuse=False),
-                                  configs, runtimes))
+        after = tuple(pool.map(lambda config, kind, again: server.start(
+            config, runtime=kind, reuse=again), configs, runtimes, reuse))
+    now = outcomes(calls)
+    reloads = {name: client.connection.key_reloads for name, client in kept.items()}
+    shared = server.get(chat_srv.name)
+    return Replacement((chat, embed), after, keys, before, now, reloads,
+                       (shared_before, shared.info.ident), shared.health())
+
+
+def test_every_client_follows_a_replaced_server(replacement):
+    everything_ok = dict.fromkeys(replacement.outcomes_before, "ok")
+    assert replacement.outcomes_before == everything_ok
+    (chat, embed), replaced = replacement.before, replacement.after
     assert [srv.reused for srv in replaced] == [False, False]
+    old_keys = replacement.keys_before
     assert old_keys[0] != replaced[0].api_key and old_keys[1] != replaced[1].api_key
     assert [srv.base_url for srv in replaced] == [chat.base_url, embed.base_url]
 
-    assert outcomes(calls) == everything_ok
+    assert replacement.outcomes_after == everything_ok
     # Each kept client got there by its connection re-reading the key file once on a 401.
-    reloads = {name: client.connection.key_reloads for name, client in kept.items()}
-    assert reloads == dict.fromkeys(kept, 1)
+    assert replacement.key_reloads == dict.fromkeys(replacement.key_reloads, 1)
+
+
+def test_a_different_config_replaces_the_running_server(replacement, embed_config,
+                                                        other_embed_config):
+    """Same name, other config: the old server goes, a new one starts; the others stay."""
+    old, new = replacement.before[1], replacement.after[1]
+    assert old.info.config_hash == other_embed_config.config_hash()
+    assert not new.reused and new.info.ident != old.info.ident
+    assert new.info.config_hash == embed_config.config_hash() != other_embed_config.config_hash()
+    assert new.health()
+    running = new.runtime.find(embed_config.name)
+    assert running is not None and running.ident == new.info.ident
+    assert old.info.ident not in {i.ident for i in server.list_servers()}
+    ident_before, ident_after = replacement.shared_chat
+    assert ident_after == ident_before and replacement.shared_chat_healthy, \
+        "replacing the embeddings server left the chat server alone"

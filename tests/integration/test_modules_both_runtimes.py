@@ -14,6 +14,8 @@ runtimes here as well would repeat what nbval already ran against the same serve
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from lab_helpers import bench, structured
@@ -35,7 +37,6 @@ from lab_helpers.tools import ToolExecutor, ToolLoop, acme_registry, approve_all
 from lab_helpers.tools.approval import ApprovalGate, ApprovalPolicy, scripted
 
 pytestmark = pytest.mark.integration
-
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +83,11 @@ def test_module2_every_constraint_validates(srv):
         ("The product arrived broken. Sentiment?", structured.choice(list(SENTIMENTS)), None),
         (REPORT_PROMPT, structured.grammar(REPORT_GRAMMAR), None),
     ]
-    for prompt, constraint, system in cases:
-        result = gen.run(prompt, constraint, system_prompt=system)
+    # All four at once: the server batches them.
+    with ThreadPoolExecutor(len(cases)) as pool:
+        results = list(pool.map(lambda case: gen.run(case[0], case[1], system_prompt=case[2]),
+                                cases))
+    for (_, constraint, _), result in zip(cases, results, strict=True):
         assert result.valid, (constraint.mode, result.text, result.verdict.reason)
 
 

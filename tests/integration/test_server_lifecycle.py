@@ -1,7 +1,10 @@
-"""Real vLLM servers in both runtimes: start, chat, embeddings, reuse, replace, failures.
+"""Real vLLM servers in both runtimes: start, chat, embeddings, reuse, failures.
 
 The chat servers are the session's shared ones (conftest: `chat_srv` in Podman under the lab's
-default name, `local_chat_srv`), so later tests and the notebooks reuse them.
+default name, `local_chat_srv`), so later tests and the notebooks reuse them. Replacing a
+running server is shown where a server is replaced anyway: a different config, on module 1's
+embeddings server, and the same config with `reuse=False`, on the shared local chat server
+(test_connection.py); a stopped server started again (test_chat.py).
 """
 
 from __future__ import annotations
@@ -191,33 +194,3 @@ def test_stale_servers_are_cleaned_up(runtime, chat):
     assert name in removed and chat.name not in removed
     assert runtime.find(name) is None
     assert chat.health()
-
-
-def test_different_config_replaces_the_server(runtime, chat):
-    """Same name, other config: the old server goes, a new one starts.
-
-    Shown on the embeddings server, so the shared chat servers stay for the tests and
-    notebooks that follow (the notebooks restart the embeddings server anyway). Replacing is
-    `Runtime.start`'s own logic, the same for both runtimes; on the local runtime a running
-    server is replaced (stopped, started anew) by test_connection.py (the shared local chat
-    server, `reuse=False`) and test_chat.py (stopped mid-answer, started again). So this runs on
-    the default runtime only, whose embeddings server is running already (two cold starts
-    fewer).
-    """
-    default, _ = server.choose_runtime(chat.config)
-    if runtime.kind != default:
-        pytest.skip(f"a different config is shown on the default runtime ({default}); "
-                    "the local runtime replaces servers in test_connection.py")
-    base = embedding_server("cpu", **SETTINGS[runtime.kind]["embed"])
-    current = runtime.start(base)
-    changed = base.replace(extra_args=("--max-num-seqs", "8"))
-    replaced = runtime.start(changed)
-    try:
-        assert not replaced.reused
-        assert replaced.info.ident != current.info.ident
-        assert replaced.info.config_hash == changed.config_hash() != base.config_hash()
-        assert replaced.health()
-    finally:
-        replaced.stop()
-    assert runtime.find(base.name) is None
-    assert chat.health(), "replacing the embeddings server left the chat server alone"

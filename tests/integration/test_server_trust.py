@@ -15,6 +15,7 @@ The local servers here run in a throwaway lab home standing in for a learner's l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -23,6 +24,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -39,7 +41,7 @@ from lab_helpers.errors import (
     PortInUse,
     ServerStartError,
 )
-from lab_helpers.paths import REPO_ROOT, port_base
+from lab_helpers.paths import REPO_ROOT, lab_home, port_base
 from lab_helpers.server.config import ServerConfig, chat_server
 from lab_helpers.server.gpu import gpu_status
 from lab_helpers.server.keys import key_file, new_api_key, read_api_key
@@ -109,7 +111,7 @@ def launchers_on_port(port: int) -> list[int]:
 def assert_key_required(srv: server.Server) -> list[str]:
     """Every route the server lists needs the key, /health excepted. Returns the routes."""
     key = srv.api_key
-    spec = httpx.get(f"{srv.base_url}/openapi.json", timeout=10,
+    spec = httpx.get(f"{srv.base_url}/openapi.json", timeout=60,  # built on first request
                      headers={"Authorization": f"Bearer {key}"}).json()
     routes = sorted(spec["paths"])
     open_routes = []
@@ -187,17 +189,26 @@ START_SCRIPT = textwrap.dedent("""
     import json, sys
     from lab_helpers import server
     from lab_helpers.server.config import ServerConfig
+    from lab_helpers.server.local import LocalRuntime
     cfg = ServerConfig(**json.loads(sys.argv[1]))
+    if len(sys.argv) > 3:  # a wrapper script in front of the launcher (local runtime)
+        plain = LocalRuntime.command
+        LocalRuntime.command = lambda self, config: [sys.executable, sys.argv[3],
+                                                     *plain(self, config)[1:]]
     srv = server.start(cfg, runtime=sys.argv[2])
     print(json.dumps({"reused": srv.reused, "ident": srv.info.ident}))
 """)
 
 
-def start_twice_at_once(config: ServerConfig, kind: str, env: dict[str, str]) -> list[dict]:
-    """Two processes start the same server at the same moment."""
+def start_twice_at_once(config: ServerConfig, kind: str, env: dict[str, str],
+                        wrapper: Path | None = None) -> list[dict]:
+    """Two processes start the same server at the same moment (each through `wrapper`, a
+    script that runs before the launcher, if given)."""
     blob = json.dumps(dataclasses.asdict(config))
-    procs = [subprocess.Popen([sys.executable, "-c", START_SCRIPT, blob, kind], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    extra = [str(wrapper)] if wrapper else []
+    procs = [subprocess.Popen([sys.executable, "-c", START_SCRIPT, blob, kind, *extra],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
              for _ in range(2)]
     results = []
     for proc in procs:
@@ -233,10 +244,50 @@ def as_learner(learner_env, monkeypatch):
     monkeypatch.setenv("VLLM_LAB_PORT_BASE", learner_env["VLLM_LAB_PORT_BASE"])
 
 
+WRAPPER = textwrap.dedent("""
+    import os, sys
+    # Lines a healthy start can carry: an ERROR-level line and a logged traceback.
+    print("ERROR 11-29 20:00:00 [registry.py:88] Failed to import optional plugin: harmless",
+          flush=True)
+    print("Traceback (most recent call last):", flush=True)
+    print('  File "plugin.py", line 1, in <module>', flush=True)
+    print("ModuleNotFoundError: No module named 'optional_plugin'", flush=True)
+    os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+""")
+
+
 @pytest.fixture(scope="module")
-def learner_server(learner_config, learner_env):
-    """The learner's chat server, started by two processes at once: one server results."""
-    results = start_twice_at_once(learner_config, "local", learner_env)
+def pasted(learner_config, learner_env):
+    """The learner's preview of a second server ("pasted"), pasted into a clean shell after
+    its key file was made. Launched before the learner's chat server so the two cold starts
+    overlap (test_local_preview_with_its_key_file_starts_a_protected_server checks it)."""
+    config = learner_config.replace(name="pasted", port=LEARNER_PORT_BASE + 1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VLLM_LAB_HOME", learner_env["VLLM_LAB_HOME"])
+        mp.setenv("VLLM_LAB_PORT_BASE", learner_env["VLLM_LAB_PORT_BASE"])
+        new_api_key(config.name)
+        preview = LocalRuntime().preview(config)
+    proc = subprocess.Popen(["bash", "-c", preview], env=clean_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    yield config, proc
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def learner_server(learner_config, learner_env, tmp_path_factory, pasted):
+    """The learner's chat server, started by two processes at once: one server results.
+
+    Its log opens with harmless error lines (an ERROR line and a logged traceback, printed by
+    a wrapper in front of the launcher, which then execs the launcher in its place): the start
+    must not abort on them (test_harmless_error_lines_do_not_abort_a_start). One start serves
+    both checks.
+    """
+    wrapper = tmp_path_factory.mktemp("noisy-start") / "noisy_start.py"
+    wrapper.write_text(WRAPPER)
+    results = start_twice_at_once(learner_config, "local", learner_env, wrapper)
     assert sorted(r["reused"] for r in results) == [False, True], results
     assert results[0]["ident"] == results[1]["ident"]
     assert launchers_on_port(learner_config.port) == [int(results[0]["ident"])]
@@ -270,6 +321,42 @@ def test_two_processes_start_one_local_server(learner_server, learner_config):
     assert launchers_on_port(learner_config.port) == [learner_server]
 
 
+def test_local_preview_with_its_key_file_starts_a_protected_server(pasted, as_learner):
+    # Right after the learner's start it overlapped: stopped here, before the checks below
+    # that need free memory (a start's pre-flight check), so it never adds to them.
+    config, proc = pasted
+    try:
+        deadline = time.monotonic() + 300
+        while not server.check_health(config.base_url) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the pasted command exited"
+            time.sleep(1)
+        assert server.check_health(config.base_url)
+        assert httpx.get(f"{config.base_url}/v1/models", timeout=10).status_code == 401
+        assert httpx.post(f"{config.base_url}/invocations", timeout=30, json={
+            "model": config.model_name, "messages": [{"role": "user", "content": "hi"}]},
+        ).status_code == 401
+        key = read_api_key(config.name)
+        assert httpx.get(f"{config.base_url}/v1/models", timeout=10,
+                         headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while session_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert session_members(proc.pid) == []
+
+
+def test_harmless_error_lines_do_not_abort_a_start(learner_server, learner_config,
+                                                   as_learner):
+    # The learner's server was started through the noisy wrapper (`learner_server`): that
+    # start succeeded, so the lines did not abort it; here they are in the log it watched.
+    srv = learner_handle(learner_config)
+    log = srv.logs(tail=5000)
+    assert "harmless" in log and "No module named 'optional_plugin'" in log
+    assert srv.health()
+
+
 def test_local_key_never_shows_and_guards_every_route(learner_server, learner_config,
                                                       as_learner):
     srv = learner_handle(learner_config)
@@ -286,8 +373,13 @@ def test_a_test_session_leaves_the_learners_lab_alone(learner_server, learner_co
                                                       learner_env, tmp_path):
     key_before = (Path(learner_env["VLLM_LAB_HOME"]) / "servers" / "chat.key").read_text()
     # A learner whose shell points at their lab runs the tests: a pytest session, then the
-    # cleanup `./lab test` does, with the environment `./lab test` exports.
-    session_env = {**learner_env, "VLLM_LAB_TEST_HOME": str(tmp_path / "test-lab")}
+    # cleanup `./lab test` does, with the environment `./lab test` exports. Its test lab is
+    # new but has the prepared models (linked: `./lab test` prepares them before the tests,
+    # and preparing the chat model again here would cost ~30 s of GGUF conversion).
+    test_lab = tmp_path / "test-lab"
+    test_lab.mkdir()
+    (test_lab / "models").symlink_to(lab_home() / "models", target_is_directory=True)
+    session_env = {**learner_env, "VLLM_LAB_TEST_HOME": str(test_lab)}
     proc = subprocess.run([sys.executable, "-m", "pytest", "tests/unit/test_cli.py", "-q",
                            "-p", "no:cacheprovider"], cwd=REPO_ROOT, env=session_env,
                           capture_output=True, text=True, timeout=600)
@@ -335,61 +427,6 @@ def test_kill_9_leaves_no_orphans_after_stale_cleanup(learner_server, learner_co
                    env=learner_env, check=True, timeout=120, capture_output=True)
     assert session_members(learner_server) == []
     assert LocalRuntime().find(learner_config.name) is None
-
-
-def test_local_preview_with_its_key_file_starts_a_protected_server(learner_config, as_learner):
-    config = learner_config.replace(name="pasted", port=LEARNER_PORT_BASE + 1)
-    runtime = LocalRuntime()
-    new_api_key(config.name)
-    proc = subprocess.Popen(["bash", "-c", runtime.preview(config)], env=clean_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not server.check_health(config.base_url) and time.monotonic() < deadline:
-            assert proc.poll() is None, "the pasted command exited"
-            time.sleep(1)
-        assert server.check_health(config.base_url)
-        assert httpx.get(f"{config.base_url}/v1/models", timeout=10).status_code == 401
-        assert httpx.post(f"{config.base_url}/invocations", timeout=30, json={
-            "model": config.model_name, "messages": [{"role": "user", "content": "hi"}]},
-        ).status_code == 401
-        key = read_api_key(config.name)
-        assert httpx.get(f"{config.base_url}/v1/models", timeout=10,
-                         headers={"Authorization": f"Bearer {key}"}).status_code == 200
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    deadline = time.monotonic() + 20
-    while session_members(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert session_members(proc.pid) == []
-
-
-WRAPPER = textwrap.dedent("""
-    import os, sys
-    # Lines a healthy start can carry: an ERROR-level line and a logged traceback.
-    print("ERROR 11-29 20:00:00 [registry.py:88] Failed to import optional plugin: harmless",
-          flush=True)
-    print("Traceback (most recent call last):", flush=True)
-    print('  File "plugin.py", line 1, in <module>', flush=True)
-    print("ModuleNotFoundError: No module named 'optional_plugin'", flush=True)
-    os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
-""")
-
-
-def test_harmless_error_lines_do_not_abort_a_start(learner_config, as_learner, tmp_path,
-                                                   monkeypatch):
-    wrapper = tmp_path / "noisy_start.py"
-    wrapper.write_text(WRAPPER)
-    runtime = LocalRuntime()
-    plain = runtime.command
-    monkeypatch.setattr(runtime, "command",
-                        lambda config: [sys.executable, str(wrapper), *plain(config)[1:]])
-    config = learner_config.replace(name="noisy", port=LEARNER_PORT_BASE + 2)
-    with runtime.start(config, timeout=300) as srv:
-        assert srv.health()
-        assert "harmless" in srv.logs(tail=5000)
 
 
 # -- Podman: the test lab's chat server -----------------------------------------------------
@@ -448,8 +485,43 @@ def test_podman_bad_configs_leave_the_running_server_alone(podman_chat):
     assert_bad_configs_leave_it_alone(podman_chat.runtime, podman_chat)
 
 
+@dataclasses.dataclass
+class FailedStart:
+    error: BaseException | None = None
+    seen: list[float] = dataclasses.field(default_factory=list)  # when the error line came
+    failed_at: float | None = None
+
+
+@pytest.fixture(scope="module")
+def nocompiler_start(podman_chat):
+    """torch.compile without a compiler, started in a thread (waited for by
+    test_dead_engine_in_a_running_container_is_caught), so that its slow way to the error
+    overlaps test_two_processes_start_one_podman_server's start."""
+    config = podman_chat.config.replace(name="nocompiler", port=server.free_port(),
+                                        enforce_eager=False)
+    assert image_exists(config.image)
+    outcome = FailedStart()
+
+    def watch(line: str) -> None:
+        if not outcome.seen and "InvalidCxxCompiler" in line:
+            outcome.seen.append(time.monotonic())
+
+    def attempt() -> None:
+        try:
+            podman_chat.runtime.start(config, timeout=600, on_log=watch)
+        except BaseException as exc:  # noqa: BLE001 - asserted by the test
+            outcome.error = exc
+        outcome.failed_at = time.monotonic()
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    yield thread, outcome
+    thread.join(timeout=660)
+    server.PodmanRuntime().remove("nocompiler")
+
+
 @needs_podman
-def test_two_processes_start_one_podman_server(podman_chat):
+def test_two_processes_start_one_podman_server(podman_chat, nocompiler_start):
     config = podman_chat.config.replace(name="twin", port=port_base() + 22)
     try:
         results = start_twice_at_once(config, "podman", dict(os.environ))
@@ -462,21 +534,16 @@ def test_two_processes_start_one_podman_server(podman_chat):
 
 
 @needs_podman
-def test_dead_engine_in_a_running_container_is_caught(podman_chat):
+def test_dead_engine_in_a_running_container_is_caught(podman_chat, nocompiler_start):
     """torch.compile without a compiler: the container stays "running", the engine is dead."""
-    config = podman_chat.config.replace(name="nocompiler", port=server.free_port(),
-                                        enforce_eager=False)
-    assert image_exists(config.image)
-    seen: list[float] = []
-
-    def watch(line: str) -> None:
-        if not seen and "InvalidCxxCompiler" in line:
-            seen.append(time.monotonic())
-
-    with pytest.raises(ServerStartError) as err:
-        podman_chat.runtime.start(config, timeout=600, on_log=watch)
-    failed_at = time.monotonic()
-    assert seen, f"{err.value.what}\n{err.value.details[-2000:]}"
-    assert failed_at - seen[0] <= 15, f"noticed {failed_at - seen[0]:.1f} s after the error"
-    assert "compiler" in err.value.cause and "build-image --compiler" in err.value.cause
+    thread, outcome = nocompiler_start
+    thread.join(timeout=660)
+    assert not thread.is_alive(), "the start neither failed nor ended"
+    err = outcome.error
+    assert isinstance(err, ServerStartError), repr(err)
+    assert outcome.seen, f"{err.what}\n{err.details[-2000:]}"
+    assert outcome.failed_at is not None
+    noticed = outcome.failed_at - outcome.seen[0]
+    assert noticed <= 15, f"noticed {noticed:.1f} s after the error"
+    assert "compiler" in err.cause and "build-image --compiler" in err.cause
     assert podman_chat.runtime.find("nocompiler") is None

@@ -27,6 +27,7 @@ from .load import (
     synchronous,
 )
 from .plots import (
+    plot_comparison,
     plot_distributions,
     plot_latency,
     plot_latency_throughput,
@@ -60,7 +61,7 @@ __all__ = [
     "Load", "Target", "Variant", "capacity", "check_target", "combine", "combine_changes",
     "compare", "comparison_table", "concurrent", "constant", "cpu_tuned", "cpu_variants",
     "distributions", "gpu_variants", "guidellm_command", "level_times", "load_report",
-    "native_bf16", "noise", "plan", "plot_distributions", "plot_latency",
+    "native_bf16", "noise", "plan", "plot_comparison", "plot_distributions", "plot_latency",
     "plot_latency_throughput", "plot_throughput", "plot_with_metrics", "poisson", "repeat",
     "report_frame", "run_benchmark", "run_variant", "servers_needed", "stop_orphans", "sweep",
     "synchronous", "verdicts", "winner",

@@ -160,3 +160,30 @@ def plot_with_metrics(metrics: pd.DataFrame, starts: list[tuple[str, float, floa
         ax.set_xlabel("seconds since the first level started")
         ax.grid(alpha=0.3)
     return fig
+
+
+def plot_comparison(table: pd.DataFrame, noise: float | None = None,
+                    baseline: str | None = None) -> Figure:
+    """Output tokens/s of each run in a `comparison_table`, one bar per run, with the band
+    baseline x (1 ± noise) shaded: a bar inside the band differs from the baseline by no more
+    than two fresh servers of the same config did."""
+    fig = _figure(8, 0.6 * len(table) + 1.6)
+    ax = fig.subplots()
+    labels = [str(label) for label in table.index]
+    values = table["output_tokens_per_s"]
+    base = baseline or labels[0]
+    ax.barh(labels, values, color=["C0" if label == base else "C1" for label in labels])
+    if "throughput_vs_baseline" in table:
+        for y, ratio in enumerate(table["throughput_vs_baseline"]):
+            ax.annotate(f"x{ratio:.2f}", (values.iloc[y], y), textcoords="offset points",
+                        xytext=(4, 0), va="center", fontsize=8)
+    if noise is not None and base in table.index:
+        ref = table.loc[base, "output_tokens_per_s"]
+        ax.axvspan(ref * (1 - noise), ref * (1 + noise), color="grey", alpha=0.2,
+                   label=f"{base} ± the noise ({noise:.0%})")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.invert_yaxis()  # the first run on top
+    ax.set_xlabel("output tokens/s")
+    ax.set_title("Each run at the same load (ratio to the baseline beside each bar)")
+    ax.grid(alpha=0.3, axis="x")
+    return fig

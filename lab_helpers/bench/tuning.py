@@ -1,7 +1,7 @@
 """Tuning: one server setting changed at a time, each on a fresh server, under the same load.
 
     variants = bench.cpu_variants(chat_server("cpu"))       # the lab default first
-    runs = bench.compare(variants[:3], bench.concurrent([1, 16], max_requests=32))
+    runs = bench.compare(variants[:3], bench.concurrent([16], max_requests=32))
     bench.comparison_table(runs, at_load=16)
 
 The baseline is the lab's default exactly as `chat_server(profile)` builds it (module 1); each

@@ -1,7 +1,7 @@
 """GuideLLM through lab_helpers.bench against the test lab's real chat server.
 
 Tiny limits keep this cheap: the tests reuse the shared chat server (no server of their own)
-and send a few dozen short requests, plus one 30 s load test at concurrency 32.
+and send a few dozen short requests, plus one 15 s load test at concurrency 32.
 """
 
 from __future__ import annotations
@@ -77,21 +77,21 @@ def test_a_wrong_key_fails_before_anything_is_sent(target, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_load_at_concurrency_32_for_30_s_has_no_errors(target, chat_srv, tmp_path):
-    load = bench.concurrent(32, max_requests=None, max_seconds=30, prompt_tokens=32,
+def test_load_at_concurrency_32_for_15_s_has_no_errors(target, chat_srv, tmp_path):
+    load = bench.concurrent(32, max_requests=None, max_seconds=15, prompt_tokens=32,
                             output_tokens=16)
     with MetricsRecorder(chat_srv, interval=1.0) as rec:
         run = bench.run_benchmark(target, load, out_dir=tmp_path, progress=False)
     row = run.frame.iloc[0]
-    # Requests still running when the 30 s are up are cut off (incomplete), never errors.
+    # Requests still running when the 15 s are up are cut off (incomplete), never errors.
     assert row["requests_errored"] == 0, row.to_dict()
     assert row["requests_incomplete"] <= 32, row.to_dict()
     # The load was really 32 at once (at least 32 sent), and the server answered under it. How
-    # many finish in 30 s is this machine's speed (~150 on a quiet 2-core machine; measured by
-    # benchmarks/throughput.py, not checked here).
+    # many finish in 15 s is this machine's speed (measured by benchmarks/throughput.py, not
+    # checked here).
     assert row["requests_ok"] + row["requests_incomplete"] >= 32, row.to_dict()
     assert row["requests_ok"] >= 1, row.to_dict()
-    assert 25 <= row["duration_s"] <= 45
+    assert 12 <= row["duration_s"] <= 30
     # The server saw the load: many requests at once at some point during the run.
     metrics = rec.frame()
     assert metrics["requests_running"].max() + metrics["requests_waiting"].max() >= 16

@@ -329,6 +329,20 @@ def test_winner_needs_to_beat_the_noise():
     assert bench.winner(errored) == "default"
 
 
+def test_the_comparison_chart_has_a_bar_per_run_and_the_noise_band_around_the_baseline():
+    table = _table(**{"default": 100.0, "int8-weights": 112.0, "default-again": 95.0})
+    table["throughput_vs_baseline"] = table["output_tokens_per_s"] / 100.0
+    ax = bench.plot_comparison(table, noise=bench.noise(table)).axes[0]
+    bars = [p for p in ax.patches if p.get_height() < 1]  # barh: thin horizontal bars
+    assert sorted(b.get_width() for b in bars) == [95.0, 100.0, 112.0]
+    band = [p for p in ax.patches if p not in bars]
+    assert len(band) == 1
+    left, width = band[0].get_x(), band[0].get_width()
+    assert (left, left + width) == (pytest.approx(95.0), pytest.approx(105.0))  # 100 +- 5 %
+    assert [t.get_text() for t in ax.texts] == ["x1.00", "x1.12", "x0.95"]
+    assert not bench.plot_comparison(table).axes[0].get_legend()  # no noise: no band
+
+
 def test_repeat_is_the_same_config_under_another_server_name(tmp_path):
     base = bench.cpu_variants(_base(tmp_path))[0]
     again = bench.repeat(base)

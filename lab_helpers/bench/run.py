@@ -40,6 +40,7 @@ from ..connect import QUICK_TIMEOUT_S, Connection, ServerRequestError
 from ..errors import LabError
 from ..paths import lab_home
 from ..server.config import chat_server
+from ..server.room_settings import benchmark_refusal
 from .load import BenchConfigError, Load
 from .report import report_frame
 
@@ -223,6 +224,9 @@ def run_benchmark(target: Target, load: Load, *, label: str | None = None,
     if not isinstance(load, Load):
         raise BenchConfigError("load must be a bench.Load.",
                                fix="bench.concurrent([1, 4], max_requests=16)")
+    refusal = benchmark_refusal(target.base_url)  # a joined room's server: everyone's
+    if refusal is not None:
+        raise BenchError(refusal.what, cause=refusal.cause, fix=refusal.fix)
     label = label or target.label or "run"
     if not Path(target.tokenizer).is_dir():
         raise BenchError(f"Tokenizer directory {target.tokenizer} does not exist.",

@@ -7,6 +7,7 @@ import importlib.util
 import platform
 from dataclasses import dataclass
 
+from ..errors import LabError
 from ..models import BUNDLED, is_prepared
 from ..paths import port_base
 from ..server import choose_runtime, list_servers, port_is_free
@@ -14,6 +15,8 @@ from ..server.checks import mem_available_bytes
 from ..server.config import CPU_IMAGE
 from ..server.gpu import gpu_status, require_gpu
 from ..server.podman_cli import INSTALL_FIX, image_exists, podman_status
+from ..server.room_join import probe
+from ..server.room_settings import joined_room, room_key
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,20 @@ def run_checks() -> list[Check]:
                         "only needed for the gpu profile", required=False))
     runtime, why = choose_runtime()
     checks.append(Check("Runtime", True, f"{runtime} ({why})"))
+    checks += room_checks()
     return checks
+
+
+def room_checks() -> list[Check]:
+    """The joined room, if any: it answers and takes this attendee's key."""
+    room = joined_room()
+    if room is None:
+        return []
+    try:
+        model = probe(room, room_key(room.server) or "")
+    except LabError as exc:
+        return [Check("Room", False, f"{room.describe()}: {exc.what}", exc.fix)]
+    return [Check("Room", True, f"joined {room.describe()}; it serves {model}")]
 
 
 def format_report(checks: list[Check]) -> str:

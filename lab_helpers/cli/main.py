@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import LabError
+from .join import add_join_command, joined_line
 from .room import add_room_commands
 
 
@@ -99,6 +100,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from .. import server
 
     infos = server.list_servers()
+    joined = joined_line()
+    if joined:
+        print(joined)
     if not infos:
         print("no lab servers")
         return 0
@@ -147,6 +151,10 @@ def _cmd_warm(args: argparse.Namespace) -> int:
     from ..server.profiles import lab_profile
     from .start import warm_start
 
+    joined = joined_line()
+    if joined:
+        print(f"{joined}: nothing to start (module 1 connects to the room's server)")
+        return 0
     print(warm_start(args.profile or lab_profile()).message)
     return 0
 
@@ -159,6 +167,8 @@ def _cmd_profile(args: argparse.Namespace) -> int:
               "uses it from its next run")
     profile, source = profile_and_source()
     print(f"profile: {profile} (from {source})")
+    print(joined_line() or "room: none (this lab runs its own servers; `vllm-lab join` joins "
+                           "a room)")
     return 0
 
 
@@ -266,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_profile)
     _add_mcp_commands(sub)
     add_room_commands(sub)
+    add_join_command(sub)
     return parser
 
 

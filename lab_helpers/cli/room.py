@@ -1,7 +1,8 @@
 """`vllm-lab room ...`: one instructor's server for a room, a key per attendee.
 
-    vllm-lab room up --attendees 12 [--profile cpu|gpu] [--expose]
+    vllm-lab room up --attendees 12 [--profile cpu|gpu] [--expose] [--allow-benchmarks]
     vllm-lab room add NAME | room revoke NAME | room status | room down
+    vllm-lab room export --k8s [--profile gpu] [--replicas N]   (docs/ROOM-KUBERNETES.md)
 
 The room's server is the lab's chat server (`--server` for another); attendee keys live in
 its room file (lab_helpers.server.room), which its launcher reads again at every change.
@@ -36,20 +37,27 @@ def _base_url(server_name: str) -> str:
 
 
 def _print_sheet(server_name: str) -> None:
-    from ..server.room import join_lines, write_join_sheet
+    from ..server.room import JOINS_DIR, allow_benchmarks, join_lines, write_join_sheet
 
     base_url = _base_url(server_name)
     csv_path, html_path = write_join_sheet(server_name, base_url)
     for row in join_lines(server_name, base_url):
         print(f"{row['name']:<16} {row['url']:<32} {row['key']}")
     print(f"join sheet: {csv_path} and {html_path} (printable; 0600: they hold the keys)")
+    print(f"join files: {csv_path.parent / JOINS_DIR}/NAME.json, one per attendee. An attendee "
+          "joins with `./.venv/bin/vllm-lab join NAME.json`, or runs `vllm-lab join` and "
+          "pastes their line above")
+    print("benchmarks against this server: " + (
+        "allowed" if allow_benchmarks(server_name) else
+        "not allowed (an attendee's module 5 refuses it and points to a server of their own; "
+        "`room up --allow-benchmarks` allows them, in the join files written from then on)"))
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
     from .. import server
     from ..bench.room import room_capacity
     from ..server.config import chat_server
-    from ..server.room import ensure_attendees
+    from ..server.room import ensure_attendees, set_allow_benchmarks
 
     overrides: dict[str, object] = {"host": "0.0.0.0", "expose": True} if args.expose else {}
     if args.expose:
@@ -58,6 +66,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     srv = server.start(chat_server(args.profile, **overrides), runtime=args.runtime)
     print(srv)
     ensure_attendees(srv.name, args.attendees)
+    set_allow_benchmarks(srv.name, args.allow_benchmarks)
     _print_sheet(srv.name)
     capacity = room_capacity()
     print(capacity.describe(args.attendees) if capacity else
@@ -114,6 +123,20 @@ def _cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ..errors import LabError
+    from ..server.config import chat_server
+    from ..server.profiles import lab_profile
+    from ..server.room_kube import export_room
+
+    try:
+        config = chat_server(args.profile or lab_profile(), name=args.server)
+    except ValueError as exc:  # a server name the lab cannot use
+        raise LabError(str(exc), fix="vllm-lab room export --k8s --server chat") from exc
+    print(export_room(config, replicas=args.replicas, out=args.out).describe())
+    return 0
+
+
 def add_room_commands(sub: argparse._SubParsersAction) -> None:
     room = sub.add_parser("room", help="one server for a room: a key per attendee")
     room_sub = room.add_subparsers(dest="room_command", required=True)
@@ -123,6 +146,9 @@ def add_room_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runtime", choices=["auto", "podman", "local"], default="auto")
     p.add_argument("--expose", action="store_true",
                    help="listen on every interface (0.0.0.0): attendees on other machines")
+    p.add_argument("--allow-benchmarks", action="store_true",
+                   help="let attendees benchmark this server (module 5); off by default, "
+                        "since a benchmark slows everyone's answers")
     p.set_defaults(func=_cmd_up)
     for verb, func, text in (("add", _cmd_add, "a key for one more attendee"),
                              ("revoke", _cmd_revoke, "refuse an attendee's key from now on")):
@@ -130,6 +156,15 @@ def add_room_commands(sub: argparse._SubParsersAction) -> None:
         p.add_argument("name")
         p.add_argument("--server", default=ROOM_SERVER)
         p.set_defaults(func=func)
+    p = room_sub.add_parser("export", help="the room's server as Kubernetes manifests "
+                            "(lab_helpers.server.room_kube; docs/ROOM-KUBERNETES.md)")
+    p.add_argument("--k8s", action="store_true", required=True,
+                   help="Kubernetes: Secrets, a Deployment with probes and a Service")
+    p.add_argument("--server", default=ROOM_SERVER)
+    p.add_argument("--profile", choices=["cpu", "gpu"], help="default: the lab's profile")
+    p.add_argument("--replicas", type=int, default=1, metavar="N")
+    p.add_argument("--out", help="folder for the files (default: <lab home>/servers/NAME.k8s)")
+    p.set_defaults(func=_cmd_export)
     for verb, func, text in (("status", _cmd_status, "attendees, their requests and tokens, "
                               "the server's load"),
                              ("down", _cmd_down, "stop the room's server, remove its keys")):

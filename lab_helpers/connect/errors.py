@@ -11,6 +11,7 @@ import httpx
 import openai
 
 from ..errors import LabError
+from ..server.room_settings import joined_room, key_refused_fix, unreachable_fix
 
 DEFAULT_SERVER = "chat"
 Hint = tuple[str, str]
@@ -77,7 +78,11 @@ def not_served(model: str, served: Iterable[str], where: str = "") -> ModelNotSe
 
 
 def restart_fix(name: str | None) -> str:
-    """How to bring a stopped server back: the chat server by its command, others by name."""
+    """How to bring a stopped server back: the chat server by its command, others by name;
+    the joined room's server is the instructor's to start."""
+    room = joined_room() if name else None
+    if room is not None and room.server == name:
+        return unreachable_fix(room)
     if name in (None, DEFAULT_SERVER):
         return RESTART_FIX
     return (f"start the server again (vllm-lab up, or server.start(...) with name={name!r} in a "
@@ -136,6 +141,11 @@ def translate(exc: BaseException, *, label: str, server_name: str | None = None,
             else ""}
     who = label[:1].upper() + label[1:]  # the label at the start of a sentence
     if status == 401:
+        room = joined_room() if server_name else None
+        if room is not None and room.server == server_name:
+            return KeyRejected(f"{who} (the room's server) refused your key (401).",
+                               cause="the instructor revoked it or gave you a new one",
+                               fix=key_refused_fix(room))
         if server_name:
             return KeyRejected(
                 f"{who} refused the API key (401), also the one just read again from its "

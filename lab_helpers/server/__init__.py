@@ -26,16 +26,18 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from ..errors import ServerNotFound
+from ..errors import ServerNameInUse, ServerNotFound
 from .base import Runtime, available_runtimes, free_port, port_is_free
 from .config import COMPILE_IMAGE, ServerConfig
 from .handle import Server, ServerInfo, check_health
 from .local import LocalRuntime
 from .podman import PodmanRuntime
 from .podman_cli import image_exists, podman_status
+from .room_join import RoomRuntime, RoomServer, RoomUnavailable
+from .room_settings import LEAVE_FIX, joined_room, unreachable_fix
 from .shell_text import multiline_command
 
-RuntimeKind = Literal["auto", "podman", "local"]
+RuntimeKind = Literal["auto", "podman", "local", "room"]
 
 __all__ = [
     "Runtime", "Server", "ServerInfo", "LocalRuntime", "PodmanRuntime", "get_runtime",
@@ -47,8 +49,17 @@ __all__ = [
 def choose_runtime(config: ServerConfig | None = None) -> tuple[str, str]:
     """(kind, why). Podman wherever it works and the image is there; else a local process.
 
-    VLLM_LAB_RUNTIME=podman|local overrides the choice.
+    VLLM_LAB_RUNTIME=podman|local overrides the choice. In a lab that has joined a room
+    (`vllm-lab join`), the room's server name ("chat") is the room's: kind "room".
     """
+    room = joined_room() if config is not None else None
+    if room is not None and config is not None and config.name == room.server:
+        return "room", f"this lab has joined the room at {room.url} (vllm-lab join)"
+    return _own_runtime(config)
+
+
+def _own_runtime(config: ServerConfig | None) -> tuple[str, str]:
+    """choose_runtime for a server this machine runs itself."""
     forced = os.environ.get("VLLM_LAB_RUNTIME", "").strip().lower()
     if forced in ("podman", "local"):
         return forced, f"VLLM_LAB_RUNTIME={forced}"
@@ -64,6 +75,10 @@ def choose_runtime(config: ServerConfig | None = None) -> tuple[str, str]:
 def get_runtime(kind: RuntimeKind = "auto", config: ServerConfig | None = None) -> Runtime:
     if kind == "auto":
         kind = choose_runtime(config)[0]  # type: ignore[assignment]
+    elif config is not None and kind != "room":
+        _refuse_own_room_name(config, kind)
+    if kind == "room":
+        return RoomRuntime()
     if kind == "podman":
         return PodmanRuntime()
     if kind == "local":
@@ -71,11 +86,24 @@ def get_runtime(kind: RuntimeKind = "auto", config: ServerConfig | None = None) 
     raise ValueError(f"Unknown runtime {kind!r}: choose 'auto', 'podman' or 'local'")
 
 
+def _refuse_own_room_name(config: ServerConfig, kind: str) -> None:
+    room = joined_room()
+    if room is not None and config.name == room.server:
+        raise ServerNameInUse(
+            f"In this lab {config.name!r} is the room's server ({room.url}): a {kind} server of "
+            "that name would clash with it.",
+            cause="this lab has joined a room (vllm-lab join)",
+            fix=f"give yours another name: config.replace(name=\"my-{config.name}\", "
+                f"port=server.free_port()); or leave the room first: {LEAVE_FIX}")
+
+
 def preview(config: ServerConfig, runtime: RuntimeKind = "auto", *,
             multiline: bool = False) -> str:
     """The exact command as shell text, without the key. One line by default (for code that
     searches it); `multiline=True` puts each argument on its own line, for reading."""
-    text = get_runtime(runtime, config).preview(config)
+    # In a joined room, the command this config means here (the room's runs elsewhere).
+    kind = _own_runtime(config)[0] if runtime in ("auto", "room") else runtime
+    text = get_runtime(kind, None).preview(config)  # type: ignore[arg-type]
     return multiline_command(text) if multiline else text
 
 
@@ -93,7 +121,13 @@ def get(name: str) -> Server:
     for rt in available_runtimes():
         info = rt.find(name)
         if info is not None and info.state == "running":
-            return Server(rt, info)
+            return RoomServer(rt, info) if isinstance(rt, RoomRuntime) else Server(rt, info)
+    room = joined_room()
+    if room is not None and room.server == name:
+        raise RoomUnavailable(f"The room's server at {room.url} does not answer.",
+                              cause="it is not started yet or was stopped, or this machine "
+                                    "cannot reach it",
+                              fix=unreachable_fix(room))
     raise ServerNotFound(
         f"No running lab server named {name!r}.",
         cause="it was never started, was stopped, or its machine restarted",
@@ -109,8 +143,8 @@ def stop_all() -> list[str]:
     stopped = []
     for rt in available_runtimes():
         for info in rt.list():
-            rt.remove(info.name)
-            stopped.append(info.name)
+            if rt.remove(info.name):  # the room's server is never stopped from here
+                stopped.append(info.name)
     return stopped
 
 

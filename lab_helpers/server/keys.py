@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..paths import servers_dir
+from .room_settings import room_key
 
 
 def key_file(name: str) -> Path:
@@ -47,5 +48,9 @@ def start_lock(name: str) -> Iterator[None]:
 
 
 def read_api_key(name: str) -> str | None:
+    """The server's key; for the server of a joined room, the attendee's (room_settings)."""
+    joined = room_key(name)
+    if joined is not None:
+        return joined or None
     path = key_file(name)
     return path.read_text().strip() if path.exists() else None

@@ -5,7 +5,8 @@ to a cluster as host paths: the API key file and the room's attendee keys (a clu
 in Secrets; the room's is optional: without it there are no attendees) and the lab's launcher
 (shipped as a ConfigMap). `kube_yaml` rewrites those volumes; `kube_setup_commands` gives the
 `kubectl` commands that create the Secrets and the ConfigMap from the files, so no key's value
-is in the YAML or the commands.
+is in the YAML or the commands. Room mode's manifests for a cluster (a Deployment with probes,
+the Secrets with the keys, the same Secret names) are `room_kube.py`.
 """
 
 from __future__ import annotations

@@ -6,13 +6,18 @@ start of the chat server:
 1. `VLLM_LAB_PROFILE` in the environment, when set (e.g. `VLLM_LAB_PROFILE=gpu ./lab start`);
 2. else what `vllm-lab profile gpu` saved in the lab home (`settings.json`);
 3. else `cpu`, the profile this lab runs anywhere.
+
+The same file records the room this lab has joined, if any (`vllm-lab join`, room_settings.py):
+then the chat server every module starts is the room's (its key is in its own 0600 file).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from ..errors import LabError
 from ..paths import lab_home
@@ -38,30 +43,48 @@ def profile_and_source() -> tuple[str, str]:
         return _checked(value, "VLLM_LAB_PROFILE", "unset VLLM_LAB_PROFILE or set it to cpu"), \
             "VLLM_LAB_PROFILE"
     path = settings_path()
-    if path.exists():
-        try:
-            value = str(json.loads(path.read_text()).get("profile", "cpu"))
-        except (ValueError, AttributeError) as exc:
-            raise LabError(f"The lab's settings file {path} cannot be read.", cause=str(exc),
-                           fix=f"write it again: {SET_FIX}") from exc
-        return _checked(value, str(path), SET_FIX), str(path)
+    settings = read_settings()
+    if "profile" in settings:
+        return _checked(str(settings["profile"]), str(path), SET_FIX), str(path)
     return "cpu", "default"
+
+
+def read_settings() -> dict[str, Any]:
+    """The lab home's settings file as a dict ({} when there is none)."""
+    path = settings_path()
+    if not path.exists():
+        return {}
+    try:
+        settings = json.loads(path.read_text())
+        if not isinstance(settings, dict):
+            raise ValueError("it does not hold a JSON object")
+    except ValueError as exc:
+        raise LabError(f"The lab's settings file {path} cannot be read.", cause=str(exc),
+                       fix=f"remove it and set the profile again: rm {path}; {SET_FIX}") from exc
+    return settings
+
+
+def write_settings(settings: dict[str, Any]) -> Path:
+    """Replace the settings file in one step, owner-only (it may say which room is joined)."""
+    path = settings_path()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(settings, indent=2) + "\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def save_profile(profile: str) -> Path:
     """Set the lab's profile for every module (kept in the lab home's settings file)."""
     _checked(profile, "the profile asked for", SET_FIX)
-    path = settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    settings = {}
-    if path.exists():
-        try:
-            settings = json.loads(path.read_text())
-        except ValueError:
-            settings = {}
+    settings = read_settings()
     settings["profile"] = profile
-    path.write_text(json.dumps(settings, indent=2) + "\n")
-    return path
+    return write_settings(settings)
 
 
 def _checked(value: str, where: str, fix: str) -> str:

@@ -10,6 +10,10 @@ replaced file would stay the old one behind a file mount) read-only at ROOM_MOUN
     add_attendee("chat", "alice")   # -> alice's new key
     revoke_attendee("chat", "alice")
     attendees("chat")               # -> {"bob": "lab-..."}
+    set_allow_benchmarks("chat", True)   # recorded in every attendee's join file
+
+The join sheet (join.csv, join.html) and one join file per attendee (joins/<name>.json, what
+`vllm-lab join FILE` reads on the attendee's machine) are written beside the room file, 0600.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from ..paths import servers_dir
 
 ROOM_MOUNT = "/run/lab-room"
 KEYS_NAME = "keys.json"
+OPTIONS_NAME = "options.json"
+JOINS_DIR = "joins"
 ATTENDEE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 
 
@@ -123,15 +129,60 @@ def revoke_attendee(server_name: str, name: str) -> None:
 
 
 def clear_room(server_name: str) -> None:
-    """No attendees any more (the room file and the join sheet are removed)."""
-    for name in (KEYS_NAME, "join.csv", "join.html"):
-        (room_dir(server_name) / name).unlink(missing_ok=True)
+    """No attendees any more (the room file, the options, the join sheet and files removed)."""
+    folder = room_dir(server_name)
+    for name in (KEYS_NAME, OPTIONS_NAME, "join.csv", "join.html"):
+        (folder / name).unlink(missing_ok=True)
+    for path in (folder / JOINS_DIR).glob("*.json"):
+        path.unlink()
+
+
+def allow_benchmarks(server_name: str) -> bool:
+    """Did the instructor allow attendees to benchmark the room's server (off by default:
+    a benchmark slows every attendee's answers)?"""
+    path = room_dir(server_name) / OPTIONS_NAME
+    try:
+        return bool(json.loads(path.read_text()).get("allow_benchmarks")) if path.exists() \
+            else False
+    except (ValueError, AttributeError):
+        return False
+
+
+def set_allow_benchmarks(server_name: str, allowed: bool) -> None:
+    (room_dir(server_name) / OPTIONS_NAME).write_text(
+        json.dumps({"allow_benchmarks": allowed}) + "\n")
 
 
 def join_lines(server_name: str, base_url: str) -> list[dict[str, str]]:
-    """One row per attendee: name, the server's OpenAI base URL, their key."""
-    return [{"name": name, "url": f"{base_url}/v1", "key": key}
+    """One row per attendee: name, the server's OpenAI base URL, their key, and whether
+    benchmarks are allowed ("yes"/"no")."""
+    bench = "yes" if allow_benchmarks(server_name) else "no"
+    return [{"name": name, "url": f"{base_url}/v1", "key": key, "benchmarks": bench}
             for name, key in sorted(attendees(server_name).items())]
+
+
+def _write_private(path: Path, content: str) -> Path:
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(content)
+    return path
+
+
+def write_join_files(server_name: str, base_url: str) -> Path:
+    """joins/<name>.json per attendee (0600, in a 0700 folder): the file `vllm-lab join`
+    reads. Files of revoked attendees are removed. Returns the folder."""
+    folder = room_dir(server_name) / JOINS_DIR
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    rows = join_lines(server_name, base_url)
+    for old in folder.glob("*.json"):
+        if old.stem not in {r["name"] for r in rows}:
+            old.unlink()
+    for r in rows:
+        _write_private(folder / f"{r['name']}.json", json.dumps(
+            {"vllm_lab_room": 1, "name": r["name"], "url": r["url"], "key": r["key"],
+             "allow_benchmarks": r["benchmarks"] == "yes"}, indent=1) + "\n")
+    return folder
 
 
 def write_join_sheet(server_name: str, base_url: str) -> tuple[Path, Path]:
@@ -140,7 +191,7 @@ def write_join_sheet(server_name: str, base_url: str) -> tuple[Path, Path]:
     rows = join_lines(server_name, base_url)
     folder = room_dir(server_name)
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=["name", "url", "key"])
+    writer = csv.DictWriter(text, fieldnames=["name", "url", "key", "benchmarks"])
     writer.writeheader()
     writer.writerows(rows)
     cells = "\n".join(
@@ -150,14 +201,10 @@ def write_join_sheet(server_name: str, base_url: str) -> tuple[Path, Path]:
         "<!doctype html><meta charset='utf-8'><title>vLLM Lab: join the room</title>"
         "<style>body{font-family:sans-serif}td,th{border:1px solid #999;padding:.4em .8em}"
         "table{border-collapse:collapse}tr{page-break-inside:avoid}</style>"
-        "<h1>Join the room's vLLM server</h1><p>Any OpenAI client: base URL and API key "
-        "below (the key is yours alone; the instructor can revoke it).</p>"
+        "<h1>Join the room's vLLM server</h1><p>In the lab: <code>./.venv/bin/vllm-lab join"
+        "</code>, then paste your line (name, URL, key). Any OpenAI client: base URL and API "
+        "key below (the key is yours alone; the instructor can revoke it).</p>"
         f"<table><tr><th>Name</th><th>Base URL</th><th>API key</th></tr>\n{cells}\n</table>")
-    written = []
-    for name, content in (("join.csv", text.getvalue()), ("join.html", page)):
-        path = folder / name
-        path.touch(mode=0o600, exist_ok=True)
-        path.chmod(0o600)
-        path.write_text(content)
-        written.append(path)
-    return written[0], written[1]
+    write_join_files(server_name, base_url)
+    return (_write_private(folder / "join.csv", text.getvalue()),
+            _write_private(folder / "join.html", page))

@@ -1,0 +1,145 @@
+"""An attendee joins a real room: the test lab's chat server is the room's (one start, shared
+with the other integration tests), and a second lab home beside it is the attendee's lab.
+
+In the attendee's lab, after `vllm-lab join alice.json`: `server.start(chat_server(...))`
+returns the room's server (nothing starts there) and says so, a chat answers with alice's key,
+stopping it leaves it running, module 5 refuses to benchmark it (the instructor did not allow
+it), and once the instructor revokes alice the next request and the next start fail with the
+fix (ask for a new key). Module 2 then runs top to bottom, unchanged, in a joined lab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab_helpers import bench, server
+from lab_helpers.chat import ChatSession
+from lab_helpers.cli import main
+from lab_helpers.cli.doctor import room_checks
+from lab_helpers.connect import KeyRejected
+from lab_helpers.paths import REPO_ROOT, lab_home, port_base
+from lab_helpers.server import room
+from lab_helpers.server.config import chat_server
+from lab_helpers.server.room_join import RoomKeyRefused
+from lab_helpers.server.room_settings import joined_room, room_key_file
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def host():
+    """The room: the test lab's chat server (the shared one: same config and name; a longer
+    wait for it on a busy machine) with attendee keys, removed at the end."""
+    srv = server.start(chat_server("cpu"), timeout=1800)
+    yield srv
+    room.clear_room(srv.name)
+
+
+@pytest.fixture(scope="module")
+def attendee_home() -> Path:
+    """A second lab home (its own servers and settings; the prepared models linked)."""
+    home = Path(str(lab_home()) + "-attendee")
+    home.mkdir(exist_ok=True)
+    models = home / "models"
+    if not models.exists():
+        models.symlink_to(lab_home() / "models", target_is_directory=True)
+    return home
+
+
+@contextlib.contextmanager
+def in_lab(home: Path, base: int) -> Iterator[None]:
+    """Run the block as that lab (its home and ports), then back to the test lab."""
+    saved = {k: os.environ.get(k) for k in ("VLLM_LAB_HOME", "VLLM_LAB_PORT_BASE")}
+    os.environ.update(VLLM_LAB_HOME=str(home), VLLM_LAB_PORT_BASE=str(base))
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            os.environ[key] = value  # type: ignore[assignment]
+
+
+def join_file(host_srv, name: str) -> Path:
+    room.add_attendee(host_srv.name, name)
+    room.write_join_sheet(host_srv.name, host_srv.base_url)
+    return room.room_dir(host_srv.name) / room.JOINS_DIR / f"{name}.json"
+
+
+def test_an_attendee_uses_the_rooms_server(host, attendee_home, capsys):
+    alice = join_file(host, "alice")
+    key = room.attendees(host.name)["alice"]
+    attendee_base = port_base() + 200
+    with in_lab(attendee_home, attendee_base):
+        assert main(["join", str(alice)]) == 0
+        out = capsys.readouterr().out
+        assert "joined the room" in out and "not allowed" in out and key not in out
+        assert "was stopped" not in out  # this lab had no server of its own to stop
+        assert joined_room() is not None and room_key_file().read_text().strip() == key
+        assert oct(room_key_file().stat().st_mode & 0o777) == "0o600"
+
+        srv = server.start(chat_server("cpu"))
+        said = capsys.readouterr().out
+        assert "room's server" in said and "nothing was started" in said
+        assert srv.runtime.kind == "room" and srv.base_url == host.base_url
+        assert srv.model_name == host.model_name and srv.api_key == key
+        assert server.get("chat").base_url == host.base_url  # by name, as modules 2-4 do
+        chat = ChatSession(srv, max_tokens=8, temperature=0)
+        assert "".join(chat.send("Say hi.")).strip()
+        assert "room" in repr(srv) and key not in repr(srv)
+
+        srv.stop()  # from the attendee's side: only says so
+        assert "keeps running" in capsys.readouterr().out
+        assert host.health()
+
+        target = bench.Target.from_server(srv)
+        with pytest.raises(bench.BenchError, match="room's server") as refused:
+            bench.run_benchmark(target, bench.concurrent([1], max_requests=1))
+        assert "slow" in refused.value.cause and "--allow-benchmarks" in refused.value.fix
+        assert [c.ok for c in room_checks()] == [True]
+
+    room.revoke_attendee(host.name, "alice")  # the instructor's side
+    with in_lab(attendee_home, attendee_base):
+        with pytest.raises(KeyRejected) as revoked:
+            "".join(chat.send("Still there?"))
+        assert "room add alice" in revoked.value.fix
+        with pytest.raises(RoomKeyRefused) as again:
+            server.start(chat_server("cpu"))
+        assert "room add alice" in again.value.fix and "join again" in again.value.fix
+        check = room_checks()[0]
+        assert not check.ok and "room add alice" in check.fix
+        assert main(["join", "--leave"]) == 0
+        assert joined_room() is None and not room_key_file().exists()
+        assert server.choose_runtime(chat_server("cpu"))[0] != "room"
+    assert host.health()
+
+
+@pytest.mark.timeout(3600)  # the whole module, on a machine shared with other runs
+def test_module_2_runs_unchanged_in_a_joined_lab(host, attendee_home):
+    """Notebook 2, as shipped, in the attendee's lab joined as bob (nothing starts there)."""
+    bob = join_file(host, "bob")
+    env = {**os.environ, "VLLM_LAB_TEST_HOME": str(attendee_home),
+           "VLLM_LAB_TEST_PORT_BASE": str(port_base() + 200)}
+    joined = subprocess.run([sys.executable, "-m", "lab_helpers.cli", "join", str(bob)],
+                            env={**env, "VLLM_LAB_HOME": str(attendee_home)}, text=True,
+                            capture_output=True, timeout=120, check=False)
+    assert joined.returncode == 0, joined.stderr
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "notebooks/02_structured_outputs.ipynb",
+             "--nbval-lax", "--nbval-cell-timeout=900", "-p", "no:cacheprovider", "-q"],
+            cwd=REPO_ROOT, env=env, text=True, capture_output=True, timeout=3000, check=False)
+        assert run.returncode == 0, run.stdout[-4000:]
+        assert room.attendees(host.name)["bob"] not in run.stdout + run.stderr
+    finally:
+        subprocess.run([sys.executable, "-m", "lab_helpers.cli", "join", "--leave"],
+                       env={**env, "VLLM_LAB_HOME": str(attendee_home)}, timeout=120,
+                       check=False, capture_output=True)
+    with in_lab(attendee_home, port_base() + 200):
+        assert server.list_servers() == []  # the module started nothing of its own
+    assert host.health()

@@ -169,9 +169,9 @@ class McpBridge(AbstractContextManager["McpBridge"]):
             try:
                 conn.done, conn.client = self._portal.start_task(self._hold, conn, headers)
             except Exception as exc:
+                cause, fix = spec.refusal(headers) or (_why(exc), _fix(spec))
                 raise McpUnavailable(f"Could not connect to MCP server {spec.name!r} "
-                                     f"({spec.transport}).", cause=_why(exc),
-                                     fix=_fix(spec)) from exc
+                                     f"({spec.transport}).", cause=cause, fix=fix) from exc
             self._connections[spec.name] = conn
             conn.tools = self._list_tools(conn)
             return conn.tools

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from ..errors import LabError
 from .tokens import read_token
 
@@ -87,3 +89,24 @@ class McpServerSpec:
             raise McpError(f"MCP server {self.name!r} needs a command or a URL (one of them).",
                            fix="use McpServerSpec.stdio(name, command) or "
                                "McpServerSpec.http(name, url)")
+
+    def refusal(self, headers: dict[str, str] | None) -> tuple[str, str] | None:
+        """HTTP: (cause, fix) when the server is up but refuses this client (401: the token,
+        403: the Origin), asked with one plain POST after a failed connect (the MCP client
+        reports either as "Server returned an error response"); None otherwise."""
+        if not self.url:
+            return None
+        try:
+            status = httpx.post(self.url, headers=headers or {}, json={}, timeout=5).status_code
+        except httpx.HTTPError:
+            return None
+        if status == 401:
+            why = ("the token file holds another token than the server's" if headers
+                   else "the spec gives no token")
+            return (f"the server refused the token (HTTP 401): {why}",
+                    "connect with the server's own token file, e.g. AcmeHttpServer(...).spec(), "
+                    "or McpServerSpec.http(name, url, token_file=<the file the server reads>)")
+        if status == 403:
+            return ("the server refused the request's Origin header (HTTP 403)",
+                    "connect from this machine without an Origin header (the bridge sends none)")
+        return None

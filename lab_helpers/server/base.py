@@ -19,6 +19,7 @@ from .checks import PROCESS_OVERHEAD_BYTES, free_port, port_is_free, preflight
 from .config import ServerConfig
 from .handle import Server, ServerInfo, check_health
 from .keys import key_file, new_api_key, read_api_key, start_lock
+from .startlog import LAUNCHED, StartView, launching
 
 __all__ = ["FATAL_LOG", "Runtime", "Server", "ServerInfo", "check_health", "free_port",
            "key_file", "port_is_free", "preflight", "read_api_key", "reuse_decision"]
@@ -180,8 +181,11 @@ class Runtime(ABC):
         A different config under the same name replaces the old server. While waiting for
         /health, the process or container and its log are watched: a dead engine fails the
         start within seconds with the last log lines, and nothing is left running.
+        `on_log` gets what a learner reads (startlog.StartView): the lab's own progress lines
+        and the log without the known harmless lines, each kind explained once.
         """
         began = time.monotonic()
+        view = StartView(on_log) if on_log else None
         with start_lock(config.name):
             decision, existing = self.decide(config, reuse=reuse)
             if decision == "reuse":
@@ -200,9 +204,13 @@ class Runtime(ABC):
             if replacing is not None:
                 self.remove(config.name)
             new_api_key(config.name)
+            if view:
+                view.progress(launching(self.kind, config.model_name))
             self._launch(config)
+            if view:
+                view.progress(LAUNCHED)
             try:
-                info = self._wait_healthy(config, began, timeout, on_log)
+                info = self._wait_healthy(config, began, timeout, view)
             except BaseException:
                 # A server that failed to start has nothing to shut down cleanly.
                 self.remove(config.name, grace=1.0)
@@ -248,10 +256,10 @@ class Runtime(ABC):
         config: ServerConfig,
         began: float,
         timeout: float,
-        on_log: Callable[[str], None] | None,
+        view: StartView | None,
     ) -> ServerInfo:
         fatal_since: float | None = None
-        reported = 0  # log lines already passed to on_log (and scanned for fatal lines)
+        reported = 0  # log lines already passed to the view (and scanned for fatal lines)
         last_log_check = 0.0
 
         def read_log() -> bool:
@@ -259,9 +267,9 @@ class Runtime(ABC):
             nonlocal reported
             lines = self.logs(config.name, tail=START_LOG_LINES).splitlines()
             new = lines[reported:]
-            if on_log:
+            if view:
                 for line in new:
-                    on_log(line)
+                    view.line(line)
             reported = max(reported, len(lines))
             return any(FATAL_LOG.search(line) for line in new)
 
@@ -275,11 +283,15 @@ class Runtime(ABC):
             if check_health(info.base_url, timeout=1.0):
                 read_log()
                 self._healthy(config)
+                if view:
+                    view.progress(f"healthy after {view.elapsed():.1f} s")
                 return info
             if now - last_log_check >= 1.0:
                 last_log_check = now
                 if read_log() and fatal_since is None:
                     fatal_since = now
+                if view:
+                    view.tick()
             if fatal_since is not None and now - fatal_since > FATAL_GRACE_S:
                 self._fail(config, "The vLLM engine failed while starting (its log says the "
                                    "engine is gone and /health does not answer).")

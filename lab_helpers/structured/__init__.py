@@ -34,13 +34,19 @@ from .checks import (
     InvalidSchema,
     StructuredError,
 )
-from .client import ServerRejected, ServerUnreachable, StructuredClient, StructuredResult
+from .client import (
+    InvalidAnswer,
+    ServerRejected,
+    ServerUnreachable,
+    StructuredClient,
+    StructuredResult,
+)
 from .constraints import Constraint, choice, from_text, grammar, json_schema, regex
 from .verdicts import Verdict, extract_json, grammar_accepts
 
 __all__ = [
-    "MODES", "Constraint", "ConstraintError", "InvalidChoice", "InvalidGrammar", "InvalidRegex",
-    "InvalidSchema", "ServerRejected", "ServerUnreachable", "StructuredClient",
+    "MODES", "Constraint", "ConstraintError", "InvalidAnswer", "InvalidChoice", "InvalidGrammar",
+    "InvalidRegex", "InvalidSchema", "ServerRejected", "ServerUnreachable", "StructuredClient",
     "StructuredError", "StructuredResult", "Verdict", "choice", "extract_json", "from_text",
     "grammar", "grammar_accepts", "json_schema", "regex",
 ]

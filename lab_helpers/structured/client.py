@@ -62,6 +62,38 @@ class StructuredResult:
     def valid(self) -> bool:
         return self.verdict is not None and self.verdict.valid
 
+    def require_valid(self) -> Any:
+        """The checked answer (the parsed JSON for a schema, else the text), or InvalidAnswer
+        saying why it does not fit, and what to change, for a program that needs it whole."""
+        if self.verdict is None:
+            raise StructuredError("This answer was not checked against any constraint.",
+                                  fix="run it with a constraint, or with check=constraint")
+        if self.verdict.valid:
+            return self.verdict.value
+        reason = self.verdict.reason.removesuffix(" (the answer was cut at max_tokens)")
+        what = f"The answer does not fit the constraint: {reason}."
+        if self.finish_reason == "length":
+            used = self.completion_tokens or 0
+            raise InvalidAnswer(
+                what,
+                cause=f"the answer was cut at max_tokens ({used} tokens, finish_reason "
+                      "'length'): the model had not finished, so the structure is not closed",
+                fix=f"give it more room, e.g. max_tokens={max(4 * used, 128)} (with a grammar, "
+                    "at least its longest answer, as module 2's REPORT_MAX_CHARS)")
+        if not self.constrained:
+            raise InvalidAnswer(
+                what, cause="the request carried no constraint: the model wrote what it liked",
+                fix="send the constraint with the request: gen.run(prompt, constraint)")
+        raise InvalidAnswer(
+            what, cause="the server did not apply the constraint (an ignored field, e.g. the "
+                        "old guided_*), or the constraint checked here is not the one sent",
+            fix="send the constraint built by structured.json_schema / regex / choice / "
+                "grammar, and check against the same one")
+
+
+class InvalidAnswer(StructuredError):
+    """An answer that does not satisfy its constraint, for code that needs a valid one."""
+
 
 class StructuredClient:
     """Requests to one server (a `Server`, or the name of a running lab server).

@@ -5,7 +5,9 @@ bullets of any length: nothing in it ever forces `## REPORT END ##`, so a small 
 until max_tokens cuts it off, and the cut answer is not a complete report. `REPORT_GRAMMAR`
 bounds every repetition (at most 3 sections of at most 3 bullets of at most 60 characters), so
 after a finite number of characters the only way on is the end marker: with max_tokens above
-that bound, every answer is complete.
+that bound, every answer is complete. The grammar is built from the `REPORT_*` numbers below and
+`REPORT_MAX_CHARS` (the bound) is computed from the same numbers, so they cannot disagree; the
+editor's report preset gives max_tokens exactly that room.
 """
 
 from __future__ import annotations
@@ -51,10 +53,32 @@ class SupportTicket(BaseModel):
 TICKET_ID_REGEX = r"ACME-[A-Z]{4}-[0-9]{4}"
 US_PHONE_REGEX = r"\(\d{3}\) \d{3}-\d{4}"
 
-REPORT_GRAMMAR = r'''root ::= "## REPORT START ##\n" section section? section? "## REPORT END ##"
-section ::= "### " title " ###\n" bullet bullet? bullet?
-title ::= [A-Z] [A-Za-z ]{2,30}
-bullet ::= "- " [^\n#]{1,60} "\n"'''
+REPORT_SECTIONS = 3  # at most this many sections ...
+REPORT_BULLETS = 3  # ... of at most this many bullets ...
+REPORT_BULLET_CHARS = 60  # ... of at most this many characters each
+REPORT_TITLE_CHARS = 31  # a capital letter, then 2 to 30 letters or spaces
+
+
+def _at_most(n: int, item: str) -> str:
+    """`item` once, then up to n - 1 more times: `item item? item?` for n = 3."""
+    return " ".join([item] + [f"{item}?"] * (n - 1))
+
+
+REPORT_GRAMMAR = (
+    f'root ::= "## REPORT START ##\\n" {_at_most(REPORT_SECTIONS, "section")} '
+    '"## REPORT END ##"\n'
+    f'section ::= "### " title " ###\\n" {_at_most(REPORT_BULLETS, "bullet")}\n'
+    f"title ::= [A-Z] [A-Za-z ]{{2,{REPORT_TITLE_CHARS - 1}}}\n"
+    f'bullet ::= "- " [^\\n#]{{1,{REPORT_BULLET_CHARS}}} "\\n"')
+
+# The longest report REPORT_GRAMMAR allows, in characters: the start marker, every section at
+# its longest (title line, then every bullet line at its longest), the end marker. A token adds
+# at least one character, so max_tokens=REPORT_MAX_CHARS always leaves room for the end marker.
+REPORT_MAX_CHARS = (
+    len("## REPORT START ##\n")
+    + REPORT_SECTIONS * (len("### ") + REPORT_TITLE_CHARS + len(" ###\n")
+                         + REPORT_BULLETS * (len("- ") + REPORT_BULLET_CHARS + len("\n")))
+    + len("## REPORT END ##"))
 
 REPORT_GRAMMAR_UNBOUNDED = r'''root ::= "## REPORT START ##\n" section+ "## REPORT END ##"
 section ::= "### " title " ###\n" bullet+
@@ -101,7 +125,8 @@ def presets() -> dict[str, Preset]:
                "Make up a ticket ID for a new ACME support ticket.", 16),
         Preset("US phone (regex)", regex(US_PHONE_REGEX),
                "Format this US phone number: 5551234567", 16),
-        Preset("Report (grammar)", grammar(REPORT_GRAMMAR), REPORT_PROMPT, 256),
+        # max_tokens: the grammar's own bound, so every constrained report can finish.
+        Preset("Report (grammar)", grammar(REPORT_GRAMMAR), REPORT_PROMPT, REPORT_MAX_CHARS),
         Preset("Sentiment (choice)", choice(SENTIMENTS),
                "What is the sentiment of this customer feedback: I love it", 8),
     ]

@@ -15,6 +15,8 @@
 - `loop`: model -> tool calls -> results -> model ..., every `tool_choice`, streaming, a round
   limit; the `Transcript` it returns is what the transcript widget shows;
 - `evaluate`: valid-call / right-tool / right-argument rates over labelled requests;
+- `extract`: the tools narrowed to one message (ids, e-mails, phones and texts as enums of
+  its parts), a router and per-argument choices: what makes a small model's calls right;
 - `approval`: the approval gate (module 4) the executor's decision hook answers through.
 
 May import: `connect`, `support` (ACME's tools), `errors`, `paths`.

@@ -2,6 +2,7 @@
 
     cases = support_requests()                       # labelled requests shipped with the lab
     df = evaluate(loop, cases, ["auto", "required"]) # one row per request and mode
+    evaluate(loop, cases, [Setup("per_field", FOR_THE_MODEL, per_field=True)])  # extract.py
     rates(df)                                        # the table the notebook shows
 
 Only the model's *first* turn is scored and nothing is executed (the ticket requests would
@@ -28,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from .extract import Setup
 from .loop import ToolChoice, ToolLoop, choice_label
 from .registry import ToolCall, ToolCallError
 
@@ -58,35 +60,43 @@ def arguments_match(arguments: dict[str, Any], expect: dict[str, Any]) -> bool:
     return True
 
 
-ChoiceForCase = ToolChoice | Callable[[Case], ToolChoice]
+ChoiceForCase = ToolChoice | Setup | Callable[[Case], ToolChoice]
 
 
 def score(loop: ToolLoop, case: Case, choice: ChoiceForCase) -> dict[str, Any]:
     """One request, one mode: the first turn's calls, scored.
 
-    `choice` may be a function of the case (e.g. a named choice of the expected tool); the
-    mode is then labelled with the function's name.
+    `choice` may be a `Setup` (`lab_helpers.tools.extract`: tools narrowed to the message,
+    maybe a router first; labelled with its name, its router request counted in the time) or
+    a function of the case (e.g. a named choice of the expected tool; labelled with the
+    function's name).
     """
-    label = choice.__name__ if callable(choice) else choice_label(choice)
-    if callable(choice):
-        choice = choice(case)
-    messages = []
-    if loop.system_prompt:
-        messages.append({"role": "system", "content": loop.system_prompt})
-    messages.append({"role": "user", "content": case.request})
     start = time.perf_counter()
-    kwargs = loop.request_kwargs(messages, choice)
-    response = loop.connection.request(lambda client: client.chat.completions.create(**kwargs),
-                                       what=f"the scoring request ({label})")
+    if isinstance(choice, Setup):
+        label = choice.name
+        attempt = choice.run(loop, case.request)
+        calls, content, finish = attempt.calls, attempt.content, attempt.finish_reason
+    else:
+        label = choice.__name__ if callable(choice) else choice_label(choice)
+        if callable(choice):
+            choice = choice(case)
+        messages = []
+        if loop.system_prompt:
+            messages.append({"role": "system", "content": loop.system_prompt})
+        messages.append({"role": "user", "content": case.request})
+        kwargs = loop.request_kwargs(messages, choice)
+        response = loop.connection.request(
+            lambda client: client.chat.completions.create(**kwargs),
+            what=f"the scoring request ({label})")
+        message = response.choices[0].message
+        calls = [ToolCall.from_openai(c) for c in (message.tool_calls or [])]
+        content, finish = message.content or "", response.choices[0].finish_reason
     seconds = time.perf_counter() - start
-    message = response.choices[0].message
-    calls = [ToolCall.from_openai(c) for c in (message.tool_calls or [])]
     row: dict[str, Any] = {
         "mode": label, "request": case.request, "expected_tool": case.tool,
         "calls": len(calls), "tool": calls[0].name if calls else None,
         "arguments": calls[0].arguments if calls else None,
-        "content": (message.content or "")[:600],
-        "finish_reason": response.choices[0].finish_reason, "seconds": seconds,
+        "content": content[:600], "finish_reason": finish, "seconds": seconds,
         "valid": False, "right_tool": False, "args_match": False, "problem": "",
     }
     if not calls:

@@ -139,7 +139,8 @@ def translate(exc: BaseException, *, label: str, server_name: str | None = None,
     down = {"unsent": unsent, "partial": partial,
             "details": "Your message was not added to the history: send it again." if unsent
             else ""}
-    who = label[:1].upper() + label[1:]  # the label at the start of a sentence
+    # The label at the start of a sentence; a URL keeps its case ("http://...", not "Http").
+    who = label if "://" in label else label[:1].upper() + label[1:]
     if status == 401:
         room = joined_room() if server_name else None
         if room is not None and room.server == server_name:

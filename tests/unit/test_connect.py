@@ -172,6 +172,7 @@ def test_a_key_given_by_hand_is_not_re_read(stub, send):
     with pytest.raises(KeyRejected) as caught:
         send(conn)
     assert "(401)" in caught.value.what and caught.value.fix == "use Target.from_server(srv)"
+    assert caught.value.what.startswith(stub.url)  # a URL keeps its case, even first
     assert stub.requests == 1 and conn.key_reloads == 0
 
 

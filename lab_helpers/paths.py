@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -95,3 +96,18 @@ def workspace_dir() -> Path:
 def shipped_notebooks_dir() -> Path:
     """The notebooks as shipped (git-tracked; never written by the lab)."""
     return REPO_ROOT / "notebooks"
+
+
+def replace_file(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write `text` to `path` in one step, with `mode` (owner-only by default): written aside in
+    the same folder, then renamed over the old file, so a reader sees the old or the new
+    content, never half, and the file is never briefly open to other users."""
+    fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(aside, mode)
+        os.replace(aside, path)
+    except BaseException:
+        Path(aside).unlink(missing_ok=True)
+        raise

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ..errors import LabError
-from ..paths import lab_home
+from ..paths import lab_home, replace_file
 
 PROFILES = ("cpu", "gpu")
 SETTINGS_FILE = "settings.json"
@@ -67,15 +66,7 @@ def read_settings() -> dict[str, Any]:
 def write_settings(settings: dict[str, Any]) -> Path:
     """Replace the settings file in one step, owner-only (it may say which room is joined)."""
     path = settings_path()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(settings, indent=2) + "\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(path, json.dumps(settings, indent=2) + "\n")
     return path
 
 

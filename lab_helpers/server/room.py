@@ -22,14 +22,12 @@ import csv
 import html
 import io
 import json
-import os
 import re
 import secrets
-import tempfile
 from pathlib import Path
 
 from ..errors import LabError
-from ..paths import servers_dir
+from ..paths import replace_file, servers_dir
 
 ROOM_MOUNT = "/run/lab-room"
 KEYS_NAME = "keys.json"
@@ -73,16 +71,8 @@ def attendees(server_name: str) -> dict[str, str]:
 
 def _write(server_name: str, found: dict[str, str]) -> None:
     """Replace the file in one step (a reader sees the old or the new list, never half)."""
-    folder = room_dir(server_name)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".keys-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"attendees": found}, handle, indent=1, sort_keys=True)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, folder / KEYS_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(room_dir(server_name) / KEYS_NAME,
+                 json.dumps({"attendees": found}, indent=1, sort_keys=True))
 
 
 def check_name(name: str) -> str:

@@ -29,7 +29,7 @@ import httpx
 from ..errors import LabError, ServerNotFound
 from .base import Runtime
 from .config import ServerConfig
-from .handle import Server, ServerInfo
+from .handle import Server, ServerInfo, check_health
 from .room import attendees, check_name
 from .room_settings import (
     LEAVE_FIX,
@@ -145,11 +145,7 @@ def read_join_file(path: str | Path, name: str | None = None) -> JoinLine:
 
 def probe(room: JoinedRoom, key: str) -> str:
     """The model the room serves, after /health answers and the key is accepted."""
-    try:
-        healthy = httpx.get(f"{room.url}/health", timeout=TIMEOUT_S).status_code == 200
-    except httpx.HTTPError:
-        healthy = False
-    if not healthy:
+    if not check_health(room.url, timeout=TIMEOUT_S):
         raise RoomUnavailable(f"The room's server at {room.url} does not answer.",
                               cause="it is not started yet or was stopped, or this machine "
                                     "cannot reach the instructor's (another network, a "
@@ -253,10 +249,7 @@ class RoomRuntime(Runtime, register=True):
         room = self._room(name)
         if room is None:
             return None
-        try:
-            up = httpx.get(f"{room.url}/health", timeout=TIMEOUT_S).status_code == 200
-        except httpx.HTTPError:
-            up = False
+        up = check_health(room.url, timeout=TIMEOUT_S)
         return room_info(room, "running" if up else "unreachable")
 
     def list(self) -> list[ServerInfo]:

@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import yaml
 
 from ..errors import LabError
-from ..paths import container_name, servers_dir
+from ..paths import container_name, replace_file, servers_dir
 from .config import CONTAINER_MODEL_ROOT, CONTAINER_PORT, ServerConfig
 from .keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV
 from .keys import key_file
@@ -205,18 +203,6 @@ def dump(docs: list[dict]) -> str:
     return yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False)
 
 
-def _write(path: Path, text: str, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass(frozen=True)
 class RoomExport:
     folder: Path
@@ -270,6 +256,6 @@ def export_room(config: ServerConfig, replicas: int = 1, out: Path | None = None
     folder.chmod(0o700)
     secrets_path, manifests_path = folder / SECRETS, folder / MANIFESTS
     api_key, source = _api_key(config.name, secrets_path)
-    _write(secrets_path, dump(room_secrets(config.name, api_key, keys)), 0o600)
-    _write(manifests_path, manifests, 0o644)
+    replace_file(secrets_path, dump(room_secrets(config.name, api_key, keys)), 0o600)
+    replace_file(manifests_path, manifests, 0o644)
     return RoomExport(folder, manifests_path, secrets_path, len(keys), source, config)

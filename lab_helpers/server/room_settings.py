@@ -17,14 +17,12 @@ This module only reads and writes that state; contacting the room is room_join.p
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import LabError
-from ..paths import lab_home
+from ..paths import lab_home, replace_file
 from .profiles import read_settings, write_settings
 
 ROOM_SERVER = "chat"
@@ -105,16 +103,7 @@ def room_key(server_name: str) -> str | None:
 def save_join(room: JoinedRoom, key: str) -> Path:
     """Record the room (in settings.json) and the key (room.key, 0600); the settings path."""
     key = check_key(key)
-    path = room_key_file()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".room-", suffix=".key")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key + "\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(room_key_file(), key + "\n")
     settings = read_settings()
     settings["room"] = asdict(room)
     return write_settings(settings)

@@ -22,7 +22,9 @@ attendee's key is accepted too. The file is read again whenever it changes, so a
 revoking an attendee takes effect on the next request, without a restart; a missing file means
 no attendees. Requests, and the prompt and completion tokens of answers that carry `usage`,
 are counted per attendee name (never the key) on the server's own `/metrics`
-(`lab_room_requests_total`, `lab_room_tokens_total`).
+(`lab_room_requests_total`, `lab_room_tokens_total`). An attendee's key reads `/metrics` too
+(module 1's live figures need it) but sees only their own room counts: the other attendees'
+names and figures are the instructor's (`own_room_lines`).
 
 This file is standalone (standard library, plus prometheus_client for room counts, both of
 which vLLM brings) because it is bind-mounted into the container next to vLLM, where
@@ -44,7 +46,7 @@ from typing import Any
 KEY_FILE_ENV = "LAB_API_KEY_FILE"
 # What this launcher does, as a number that is part of every server's config hash: a server
 # started by an older launcher (e.g. one without room keys) is replaced, not reused.
-LAUNCHER_REVISION = 2
+LAUNCHER_REVISION = 3
 ROOM_KEYS_ENV = "LAB_ROOM_KEYS_FILE"
 INSTRUCTOR = ""  # the server's own key: not an attendee, not counted per attendee
 # Answers whose `usage` is counted; a streamed answer has it in its last event when the
@@ -52,6 +54,8 @@ INSTRUCTOR = ""  # the server's own key: not an attendee, not counted per attend
 USAGE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
 USAGE_TAIL_BYTES = 64 * 1024
 OPEN_PATHS = frozenset({"/health"})
+METRICS_PATH = "/metrics"
+ROOM_METRICS = (b"lab_room_requests", b"lab_room_tokens")
 ENTRYPOINT = "vllm.entrypoints.openai.api_server"
 MIDDLEWARE = "keyguard.KeyGuard"
 
@@ -147,6 +151,19 @@ def usage_of(body: bytes) -> dict[str, Any] | None:
     return None
 
 
+def _is_metrics(path: str) -> bool:
+    """/metrics however it is spelt (`/metrics/`, `//metrics`, `/metrics/x`)."""
+    parts = [p for p in path.split("/") if p]
+    return bool(parts) and parts[0] == METRICS_PATH.strip("/")
+
+
+def own_room_lines(text: bytes, attendee: str) -> bytes:
+    """/metrics as an attendee sees it: every line but the room samples of other attendees."""
+    mine = f'attendee="{attendee}"'.encode()
+    return b"".join(line for line in text.splitlines(keepends=True)
+                    if not line.startswith(ROOM_METRICS) or mine in line)
+
+
 class KeyGuard:
     """ASGI middleware: `Authorization: Bearer <key>` on every path but /health."""
 
@@ -198,6 +215,9 @@ class KeyGuard:
         """Pass an attendee's request through, then count it (and its answer's usage)."""
         counters = self.counters
         assert counters is not None
+        if _is_metrics(path) and scope["type"] == "http":
+            counters.count(attendee, None)
+            return await self._own_metrics(attendee, scope, receive, send)
         if path not in USAGE_PATHS or scope["type"] != "http":
             counters.count(attendee, None)
             return await self.app(scope, receive, send)
@@ -212,6 +232,31 @@ class KeyGuard:
             await send(message)
 
         return await self.app(scope, receive, watch)
+
+
+    async def _own_metrics(self, attendee: str, scope: Scope, receive: Any, send: Any) -> None:
+        """/metrics for an attendee: asked for uncompressed, filtered by `own_room_lines`."""
+        plain = {**scope, "headers": [(k, v) for k, v in scope.get("headers") or []
+                                      if k.lower() != b"accept-encoding"]}
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def hold(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+                if not message.get("more_body", False):
+                    text = own_room_lines(bytes(body), attendee)
+                    headers = [(k, v) for k, v in start.get("headers") or []
+                               if k.lower() != b"content-length"]
+                    await send({**start, "headers": [*headers, (b"content-length",
+                                                                str(len(text)).encode())]})
+                    await send({"type": "http.response.body", "body": text})
+            else:
+                await send(message)
+
+        return await self.app(plain, receive, hold)
 
 
 def read_key(path: str | None) -> str:

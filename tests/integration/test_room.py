@@ -104,6 +104,13 @@ def test_thirty_attendees_one_revoked_mid_run(room_server):
     with httpx.Client() as client:  # the revoked key stays refused, the others work
         assert chat(srv.base_url, keys[revoked], client, srv.model_name).status_code == 401
         assert chat(srv.base_url, keys[names[0]], client, srv.model_name).status_code == 200
+        # An attendee reads the server's figures (module 1's live metrics need them) but not
+        # the other attendees' names or counts: those are the instructor's.
+        seen = client.get(f"{srv.base_url}/metrics", timeout=30,
+                          headers={"Authorization": f"Bearer {keys[names[1]]}"})
+        assert seen.status_code == 200 and "vllm:num_requests_running" in seen.text
+        assert f'attendee="{names[1]}"' in seen.text
+        assert not [n for n in names if n != names[1] and f'"{n}"' in seen.text]
 
     # No attendee key outside the room file and the join sheet.
     shown = [srv.logs(tail=100000)]

@@ -135,3 +135,60 @@ def test_usage_is_read_from_json_and_from_the_last_streamed_event():
     assert usage_of(events) == {"prompt_tokens": 2}
     assert usage_of(b'{"data": [1, 2]}') is None
     assert usage_of(b'{"usage": {"prompt_tok') is None  # cut short: nothing, no error
+
+
+ROOM_METRICS_TEXT = (
+    b"# HELP lab_room_requests_total Requests per room attendee\n"
+    b"# TYPE lab_room_requests_total counter\n"
+    b'lab_room_requests_total{attendee="alice"} 3.0\n'
+    b'lab_room_requests_total{attendee="alicia"} 9.0\n'
+    b'lab_room_requests_created{attendee="bob"} 1.7e9\n'
+    b'lab_room_tokens_total{attendee="bob",kind="prompt"} 40.0\n'
+    b'vllm:num_requests_running{model_name="m"} 1.0\n'
+)
+
+
+async def metrics_app(scope, receive, send):
+    """/metrics like vLLM's: gzip when the client accepts it, plain text otherwise."""
+    import gzip
+
+    gz = any(k == b"accept-encoding" and b"gzip" in v for k, v in scope["headers"])
+    body = gzip.compress(ROOM_METRICS_TEXT) if gz else ROOM_METRICS_TEXT
+    headers = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200,
+                "headers": headers + ([(b"content-encoding", b"gzip")] if gz else [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+def read_metrics(guard: KeyGuard, key: str, path: str = "/metrics") -> tuple[dict, bytes]:
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    headers = [(b"authorization", f"Bearer {key}".encode()), (b"accept-encoding", b"gzip")]
+    asyncio.run(guard({"type": "http", "path": path, "headers": headers}, receive, send))
+    return sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def test_an_attendee_reads_metrics_without_the_other_attendees(lab_home, monkeypatch, tmp_path):
+    key_file = tmp_path / "server.key"
+    key_file.write_text("instructor-key")
+    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
+    monkeypatch.setenv(ROOM_KEYS_ENV, str(room.keys_path("roomtest")))
+    guard = KeyGuard(metrics_app)
+    alice = room.add_attendee("roomtest", "alice")
+    for path in ("/metrics", "/metrics/", "//metrics"):
+        start, body = read_metrics(guard, alice, path)
+        assert start["status"] == 200 and b"alice" in body
+        assert b"alicia" not in body and b"bob" not in body  # neither names nor figures
+        assert b"vllm:num_requests_running" in body and b"# HELP lab_room" in body
+        assert dict(start["headers"])[b"content-length"] == str(len(body)).encode()
+    start, body = read_metrics(guard, "instructor-key")  # the instructor sees the whole room
+    assert dict(start["headers"]).get(b"content-encoding") == b"gzip"
+    import gzip
+
+    assert gzip.decompress(body) == ROOM_METRICS_TEXT

@@ -10,10 +10,11 @@ only those: a server that was running when it began (another pytest session's, o
 with VLLM_LAB_TEST_KEEP_SERVERS=1) is left alone. VLLM_LAB_TEST_KEEP_SERVERS=1 keeps this
 session's servers too, for the next run.
 
-A session whose tests use the shared chat server (`chat_srv`) starts it in the background as
-soon as the tests are collected, in a process of its own, so its cold start overlaps the
-unit tests that run first; the fixture then finds it (or waits for it on the server's start
-lock, as a second notebook would) and reuses it.
+A session whose tests use the shared chat servers (`chat_srv`; `local_chat_srv`, in
+tests/integration/conftest.py) starts them in the background as soon as the tests are
+collected, each in a process of its own and both at once (a start keeps about one core busy),
+so their cold starts overlap the unit tests that run first; the fixtures then find them (or
+wait for them on the server's start lock, as a second notebook would) and reuse them.
 """
 
 from __future__ import annotations
@@ -32,14 +33,23 @@ os.environ["VLLM_LAB_HOME"] = str(TEST_HOME)
 os.environ["VLLM_LAB_PORT_BASE"] = os.environ.get("VLLM_LAB_TEST_PORT_BASE", "18000")
 
 _RUNNING_AT_START = pytest.StashKey[set]()
-_EARLY_START = pytest.StashKey[subprocess.Popen]()
-# What `chat_srv` runs, in a process of its own (its own environment: a unit test that points
-# VLLM_LAB_HOME elsewhere meanwhile cannot move it).
-EARLY_CHAT_START = (
-    "from lab_helpers import server\n"
-    "from lab_helpers.server.config import chat_server\n"
-    "server.start(chat_server('cpu'))\n"
-)
+_EARLY_STARTS = pytest.StashKey[list[subprocess.Popen]]()
+# What each shared server's fixture runs, in a process of its own (its own environment: a unit
+# test that points VLLM_LAB_HOME elsewhere meanwhile cannot move it), by fixture name.
+EARLY_STARTS = {
+    "chat_srv": (
+        "from lab_helpers import server\n"
+        "from lab_helpers.server.config import chat_server\n"
+        "server.start(chat_server('cpu'))\n"
+    ),
+    "local_chat_srv": (
+        "from lab_helpers import server\n"
+        "from lab_helpers.paths import port_base\n"
+        "from lab_helpers.server.config import chat_server\n"
+        "server.start(chat_server('cpu', name='chat-local', port=port_base() + 10),"
+        " runtime='local')\n"
+    ),
+}
 
 
 @pytest.fixture(scope="session")
@@ -58,15 +68,10 @@ def chat_srv():
 
 
 @pytest.fixture(scope="session")
-def local_chat_srv():
-    """The same chat server as a local process ("chat-local"), for tests that show a module
-    works under both runtimes. Started once, shared, stopped at the end of the session."""
-    from lab_helpers import server
-    from lab_helpers.paths import port_base
-    from lab_helpers.server.config import chat_server
-
-    return server.start(chat_server("cpu", name="chat-local", port=port_base() + 10),
-                        runtime="local")
+def servers_running_at_start(request) -> set[tuple[str, str, str]]:
+    """(runtime, name, ident) of the test-lab servers that ran before this session began:
+    not this session's to stop."""
+    return request.config.stash.get(_RUNNING_AT_START, set())
 
 
 def _server_identities() -> set[tuple[str, str, str]]:
@@ -80,34 +85,38 @@ def pytest_sessionstart(session) -> None:
 
 
 def pytest_collection_finish(session) -> None:
-    """Start the shared chat server in the background if a collected test needs it."""
-    if session.config.option.collectonly or not any(
-            "chat_srv" in getattr(item, "fixturenames", ()) for item in session.items):
+    """Start the shared chat servers in the background that a collected test needs."""
+    if session.config.option.collectonly:
         return
     from lab_helpers.paths import logs_dir
 
-    with (logs_dir() / "early-chat-start.log").open("wb") as log:
-        session.config.stash[_EARLY_START] = subprocess.Popen(
-            [sys.executable, "-c", EARLY_CHAT_START], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env=dict(os.environ))
+    used = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    procs = []
+    for fixture, code in EARLY_STARTS.items():
+        if fixture in used:
+            with (logs_dir() / f"early-start-{fixture}.log").open("wb") as log:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, env=dict(os.environ)))
+    session.config.stash[_EARLY_STARTS] = procs
 
 
-def _end_early_start(session) -> None:
+def _end_early_starts(session) -> None:
     """A background start still running at the end (a short or interrupted session) is
     interrupted: `Runtime.start` then removes what it launched."""
-    proc = session.config.stash.get(_EARLY_START, None)
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    for proc in session.config.stash.get(_EARLY_STARTS, []):
+        if proc.poll() is not None:
+            continue
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    _end_early_start(session)
+    _end_early_starts(session)
     if os.environ.get("VLLM_LAB_TEST_KEEP_SERVERS") == "1":
         return
     from lab_helpers import server

@@ -17,6 +17,7 @@ matplotlib when a run, table or plot is asked for).
 """
 
 from .command import guidellm_command
+from .fresh import compare, run_variant, starts_at_once, stop_orphans
 from .load import (
     BenchConfigError,
     Load,
@@ -42,7 +43,6 @@ from .tuning import (
     CPU_TUNED,
     Variant,
     combine_changes,
-    compare,
     comparison_table,
     cpu_tuned,
     cpu_variants,
@@ -50,8 +50,6 @@ from .tuning import (
     native_bf16,
     noise,
     repeat,
-    run_variant,
-    stop_orphans,
     winner,
 )
 
@@ -63,6 +61,6 @@ __all__ = [
     "distributions", "gpu_variants", "guidellm_command", "level_times", "load_report",
     "native_bf16", "noise", "plan", "plot_comparison", "plot_distributions", "plot_latency",
     "plot_latency_throughput", "plot_throughput", "plot_with_metrics", "poisson", "repeat",
-    "report_frame", "run_benchmark", "run_variant", "servers_needed", "stop_orphans", "sweep",
-    "synchronous", "verdicts", "winner",
+    "report_frame", "run_benchmark", "run_variant", "servers_needed", "starts_at_once",
+    "stop_orphans", "sweep", "synchronous", "verdicts", "winner",
 ]

@@ -109,6 +109,10 @@ class BenchRun:
     summary_path: Path
     seconds: float
     frame: pd.DataFrame = field(repr=False)
+    window: tuple[float, float] = (0.0, 0.0)
+    """When GuideLLM ran: wall-clock seconds (time.time()) at its start and end."""
+    server_window: tuple[float, float] | None = None
+    """When the run's fresh server started (`bench.fresh`): wall-clock start and healthy."""
 
 
 def check_target(target: Target, timeout: float = QUICK_TIMEOUT_S) -> None:
@@ -244,7 +248,7 @@ def run_benchmark(target: Target, load: Load, *, label: str | None = None,
         quiet_guidellm()
     args = scenario(target, load, out)
     bar = _Progress(load, label, progress)
-    began = time.monotonic()
+    began, began_at = time.monotonic(), time.time()
     try:
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="guidellm") as pool:
             report, _outputs = pool.submit(
@@ -271,5 +275,6 @@ def run_benchmark(target: Target, load: Load, *, label: str | None = None,
     frame.to_csv(summary, index=False)
     return BenchRun(label=label, load=load, report=report, out_dir=out,
                     json_path=out / "benchmarks.json", csv_path=out / "benchmarks.csv",
-                    summary_path=summary, seconds=seconds, frame=frame)
+                    summary_path=summary, seconds=seconds, frame=frame,
+                    window=(began_at, began_at + seconds))
 

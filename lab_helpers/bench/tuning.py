@@ -5,9 +5,9 @@
     bench.comparison_table(runs, at_load=16)
 
 The baseline is the lab's default exactly as `chat_server(profile)` builds it (module 1); each
-variant is that config with *one* change, started under its own name ("bench-<label>") on a free
-port, benchmarked, and stopped before the next one starts: two servers at once would share the
-two cores and spoil both measurements.
+variant is that config with *one* change, measured on a fresh server of its own (`bench.fresh`:
+`run_variant`, `compare`), one at a time: a server under load beside another would share the
+cores and spoil both measurements.
 
 `cpu_tuned(base)` is the CPU profile's tuned configuration: int8 weights (the bundled
 `smollm2-135m-instruct-w8a8`) with torch.compile, the two changes that together beat the default
@@ -16,22 +16,15 @@ by more than the noise on this lab's CPU (`benchmarks/tuning.py --rounds`).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import re
-import warnings
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import server
-from ..models import BUNDLED, INT8_CHAT_MODEL, prepare_model
-from ..paths import models_dir, servers_dir
+from ..models import INT8_CHAT_MODEL
+from ..paths import models_dir
 from ..server.config import COMPILE_IMAGE, CPU_IMAGE, ServerConfig
-from .load import Load
 from .report import combine
-from .run import BenchError, BenchRun, Target, run_benchmark
+from .run import BenchRun
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,10 +69,6 @@ def cpu_variants(base: ServerConfig) -> list[Variant]:
         _one_change(base, "max-num-seqs-4",
                     "--max-num-seqs 4: at most 4 requests decoded together",
                     extra_args=(*base.extra_args, "--max-num-seqs", "4")),
-        _one_change(base, "uni-executor",
-                    "--distributed-executor-backend uni: the worker runs inside the engine "
-                    "process (one process fewer)",
-                    extra_args=(*base.extra_args, "--distributed-executor-backend", "uni")),
         _one_change(base, "stream-interval-8",
                     "--stream-interval 8: the API server streams tokens in groups of 8 (the "
                     "first one at once), so 8x fewer HTTP events share the cores with compute",
@@ -158,96 +147,6 @@ def combine_changes(base: ServerConfig, variants: list[Variant], label: str = "t
                                 env={**config.env, **env}, **fields)
         changes.append(v.label)
     return Variant(label, " + ".join(changes), config)
-
-
-def run_variant(variant: Variant, load: Load, *, port: int | None = None,
-                runtime: str = "auto", progress: bool = True,
-                on_start: Callable[[object], None] | None = None) -> BenchRun:
-    """Start a fresh server for `variant`, benchmark it, stop it (also on errors).
-
-    Refused while another benchmark's "bench-*" server runs (its figures and this one's would
-    both be wrong), with the command that stops it; one whose benchmark process was killed is
-    stopped instead."""
-    for name in stop_orphans():
-        warnings.warn(f"stopped {name}, left running by a killed benchmark", stacklevel=2)
-    busy = sorted(info.name for info in server.list_servers()
-                  if info.name.startswith("bench-") and info.state == "running")
-    if busy:
-        raise BenchError(
-            f"Another benchmark server is running: {', '.join(busy)}",
-            cause="a benchmark still running in another notebook or shell; two servers would "
-            "share the cores and spoil both figures",
-            fix=f"vllm-lab down {' '.join(busy)}",
-        )
-    if port is None:
-        port = server.free_port()
-    _prepare_bundled(variant.config)
-    config = variant.config.replace(name=variant.server_name, port=port)
-    with _owning(config.name), \
-            server.start(config, runtime=runtime, reuse=False) as srv:  # type: ignore[arg-type]
-        if on_start is not None:
-            on_start(srv)
-        return run_benchmark(Target.from_server(srv, label=variant.label), load,
-                             label=variant.label, progress=progress)
-
-
-def stop_orphans() -> list[str]:
-    """Stop the "bench-*" servers whose benchmark process is gone (killed: its server, in a
-    session of its own, outlives it); returns their names. Only servers `run_variant` started
-    (they have an owner file) are candidates: a server someone started by hand is left alone."""
-    stopped = []
-    for info in server.list_servers():
-        if (info.name.startswith("bench-") and _owner_path(info.name).exists()
-                and owner_is_gone(info.name)):
-            server.stop(info.name)
-            _owner_path(info.name).unlink(missing_ok=True)
-            stopped.append(info.name)
-    return stopped
-
-
-def _owner_path(name: str) -> Path:
-    return servers_dir() / f"{name}.bench-owner"
-
-
-@contextlib.contextmanager
-def _owning(name: str) -> Iterator[None]:
-    """Hold the benchmark server's owner lock while this process benchmarks it. The kernel
-    drops the lock when the process dies, however it dies: that is how `owner_is_gone` knows."""
-    path = _owner_path(name)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:  # the server is stopped by now (it is entered after this, left before)
-            path.unlink(missing_ok=True)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def owner_is_gone(name: str) -> bool:
-    """True when no process holds the owner lock of benchmark server `name`."""
-    path = _owner_path(name)
-    if not path.exists():
-        return True
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return True
-
-
-def _prepare_bundled(config: ServerConfig) -> None:
-    """Build the bundled model a variant serves if it is one and not prepared yet (seconds)."""
-    path = config.model_path
-    if path is not None and path.parent == models_dir().resolve() and path.name in BUNDLED:
-        prepare_model(path.name, progress=False)
-
-
-def compare(variants: list[Variant], load: Load, *, runtime: str = "auto",
-            progress: bool = True) -> list[BenchRun]:
-    """Each variant on a fresh server, one after the other, under the same load."""
-    return [run_variant(v, load, runtime=runtime, progress=progress) for v in variants]
 
 
 def comparison_table(runs: list[BenchRun], at_load: float | None = None,

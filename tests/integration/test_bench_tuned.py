@@ -107,7 +107,7 @@ def test_a_killed_benchmarks_server_is_stopped_by_the_next_one():
     import subprocess
     import sys
 
-    from lab_helpers.bench.tuning import _owner_path, owner_is_gone
+    from lab_helpers.bench.fresh import _owner_path, owner_is_gone
 
     script = (
         "import time\n"

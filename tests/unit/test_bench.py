@@ -268,13 +268,28 @@ def test_per_level_request_counts():
 def test_combined_changes_keep_each_change(tmp_path):
     base = _base(tmp_path)
     by_label = {v.label: v for v in bench.cpu_variants(base)}
-    tuned = bench.combine_changes(base, [by_label["uni-executor"], by_label["reserve-1-core"],
+    tuned = bench.combine_changes(base, [by_label["max-num-seqs-4"], by_label["reserve-1-core"],
                                          by_label["compiled"]])
     argv = tuned.config.vllm_args()
-    assert argv[argv.index("--distributed-executor-backend") + 1] == "uni"
+    assert argv[argv.index("--max-num-seqs") + 1] == "4"
     assert tuned.config.server_env()["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "1"
     assert "--enforce-eager" not in argv and "--enforce-eager" in base.vllm_args()
-    assert tuned.change == "uni-executor + reserve-1-core + compiled"
+    assert tuned.change == "max-num-seqs-4 + reserve-1-core + compiled"
+
+
+def test_no_cpu_variant_asks_for_what_vllm_overrides_on_cpu(tmp_path):
+    """vLLM's CPU platform turns `--distributed-executor-backend uni` back into `mp` (its OpenMP
+    setup needs the worker process: vllm/platforms/cpu.py), so such a variant would measure the
+    default under another name."""
+    import inspect
+
+    from vllm.platforms import cpu
+
+    assert 'distributed_executor_backend = "mp"' in inspect.getsource(cpu)  # still so in vLLM
+    for variant in bench.cpu_variants(_base(tmp_path)):
+        argv = variant.config.vllm_args()
+        if "--distributed-executor-backend" in argv:
+            assert argv[argv.index("--distributed-executor-backend") + 1] != "uni", variant
 
 
 def test_peer_command_keeps_the_key_out_of_argv(tmp_path):
@@ -319,11 +334,11 @@ def _table(**tokens_per_s: float):
 
 
 def test_winner_needs_to_beat_the_noise():
-    table = _table(**{"default": 100.0, "float32": 66.0, "uni-executor": 108.0,
+    table = _table(**{"default": 100.0, "float32": 66.0, "max-num-seqs-4": 108.0,
                       "default-again": 95.0})
     assert bench.noise(table) == pytest.approx(0.05)
-    assert bench.winner(table) == "uni-executor"
-    assert bench.winner(table, margin=bench.noise(table)) == "uni-executor"   # 8% > 5%
+    assert bench.winner(table) == "max-num-seqs-4"
+    assert bench.winner(table, margin=bench.noise(table)) == "max-num-seqs-4"  # 8% > 5%
     assert bench.winner(table, margin=0.10) == "default"                      # 8% <= 10%
     errored = table.assign(requests_errored=[0, 0, 3, 0])
     assert bench.winner(errored) == "default"
@@ -360,11 +375,11 @@ def test_a_benchmark_servers_owner_is_gone_exactly_when_its_process_is(lab_home)
     import subprocess
     import sys
 
-    from lab_helpers.bench.tuning import _owner_path, _owning, owner_is_gone
+    from lab_helpers.bench.fresh import _owner_path, _owning, owner_is_gone
 
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\n"
-         "from lab_helpers.bench.tuning import _owning\n"
+         "from lab_helpers.bench.fresh import _owning\n"
          "with _owning('bench-x'):\n    print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -378,3 +393,17 @@ def test_a_benchmark_servers_owner_is_gone_exactly_when_its_process_is(lab_home)
         assert not owner_is_gone("bench-x")
     assert not _owner_path("bench-x").exists()  # a finished run leaves no owner file
     assert owner_is_gone("bench-never-started")
+
+
+def test_fresh_cpu_servers_start_together_as_far_as_memory_allows(tmp_path):
+    from lab_helpers.bench.fresh import MEMORY_MARGIN_BYTES, START_HEADROOM_BYTES
+    from lab_helpers.server.checks import memory_needed
+
+    configs = [v.config for v in bench.cpu_variants(_base(tmp_path))[:3]]
+    each = memory_needed(configs[0]) + START_HEADROOM_BYTES
+    assert bench.starts_at_once(configs, available=MEMORY_MARGIN_BYTES + 3 * each) == 3
+    assert bench.starts_at_once(configs, available=MEMORY_MARGIN_BYTES + 2 * each) == 2
+    assert bench.starts_at_once(configs, available=MEMORY_MARGIN_BYTES + each - 1) == 1  # never 0
+    assert bench.starts_at_once([], available=10**12) == 0
+    gpu = [v.config for v in bench.gpu_variants(_base(tmp_path).replace(device="gpu"))[:2]]
+    assert bench.starts_at_once(gpu, available=10**12) == 1  # one GPU's memory: one at a time

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import socket
 
+from ..server.keyguard import ATTENDEE_IN_FLIGHT
+
 ROOM_SERVER = "chat"
 
 
@@ -57,13 +59,15 @@ def _cmd_up(args: argparse.Namespace) -> int:
     from .. import server
     from ..bench.room import room_capacity
     from ..server.config import chat_server
+    from ..server.profiles import lab_profile
     from ..server.room import ensure_attendees, set_allow_benchmarks
 
     overrides: dict[str, object] = {"host": "0.0.0.0", "expose": True} if args.expose else {}
     if args.expose:
         print("warning: --expose listens on every interface: anyone who can reach this "
               "machine can reach the server (each request still needs a key)")
-    srv = server.start(chat_server(args.profile, **overrides), runtime=args.runtime)
+    srv = server.start(chat_server(args.profile or lab_profile(), **overrides),
+                       runtime=args.runtime)
     print(srv)
     ensure_attendees(srv.name, args.attendees)
     set_allow_benchmarks(srv.name, args.allow_benchmarks)
@@ -87,7 +91,8 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
     from ..server.room import revoke_attendee
 
     revoke_attendee(args.server, args.name)
-    print(f"revoked {args.name}: their next request is refused (401)")
+    print(f"revoked {args.name}: their next request is refused (401), and an answer still "
+          "streaming to them stops")
     _print_sheet(args.server)
     return 0
 
@@ -142,13 +147,14 @@ def add_room_commands(sub: argparse._SubParsersAction) -> None:
     room_sub = room.add_subparsers(dest="room_command", required=True)
     p = room_sub.add_parser("up", help="start (or reuse) the room's server with N attendee keys")
     p.add_argument("--attendees", type=int, default=0, metavar="N")
-    p.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--profile", choices=["cpu", "gpu"], help="default: the lab's profile")
     p.add_argument("--runtime", choices=["auto", "podman", "local"], default="auto")
     p.add_argument("--expose", action="store_true",
                    help="listen on every interface (0.0.0.0): attendees on other machines")
     p.add_argument("--allow-benchmarks", action="store_true",
                    help="let attendees benchmark this server (module 5); off by default, "
-                        "since a benchmark slows everyone's answers")
+                        "since a benchmark slows everyone's answers: without it the server "
+                        f"runs at most {ATTENDEE_IN_FLIGHT} requests at once per attendee")
     p.set_defaults(func=_cmd_up)
     for verb, func, text in (("add", _cmd_add, "a key for one more attendee"),
                              ("revoke", _cmd_revoke, "refuse an attendee's key from now on")):

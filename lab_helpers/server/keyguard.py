@@ -26,6 +26,12 @@ are counted per attendee name (never the key) on the server's own `/metrics`
 (module 1's live figures need it) but sees only their own room counts: the other attendees'
 names and figures are the instructor's (`own_room_lines`).
 
+The room's options file beside the keys (`options.json`, `{"allow_benchmarks": false}`, read
+again when it changes) is enforced here, not only in the attendee's lab: unless the instructor
+allows benchmarks, an attendee has at most ATTENDEE_IN_FLIGHT requests running at once (more
+get 429 with the reason: a benchmark's load would slow every attendee). A key revoked while
+its answer is still streaming gets no more of it: the stream ends with an error event.
+
 This file is standalone (standard library, plus prometheus_client for room counts, both of
 which vLLM brings) because it is bind-mounted into the container next to vLLM, where
 `lab_helpers` is not installed.
@@ -46,9 +52,13 @@ from typing import Any
 KEY_FILE_ENV = "LAB_API_KEY_FILE"
 # What this launcher does, as a number that is part of every server's config hash: a server
 # started by an older launcher (e.g. one without room keys) is replaced, not reused.
-LAUNCHER_REVISION = 3
+LAUNCHER_REVISION = 4
 ROOM_KEYS_ENV = "LAB_ROOM_KEYS_FILE"
+OPTIONS_NAME = "options.json"  # beside the room's keys file
 INSTRUCTOR = ""  # the server's own key: not an attendee, not counted per attendee
+# An attendee's requests running at once unless benchmarks are allowed: the lab's own batches
+# (module 2's experiment, module 3's evaluation, module 4's agent) send at most 6.
+ATTENDEE_IN_FLIGHT = 8
 # Answers whose `usage` is counted; a streamed answer has it in its last event when the
 # request asked for it (`stream_options: {"include_usage": true}`).
 USAGE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
@@ -67,13 +77,15 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-class RoomKeys:
-    """The attendees' keys (digests by name), read again from their file when it changes."""
+class WatchedFile:
+    """A file's parsed content, read again when the file changes (inode, mtime, size)."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, parse: Callable[[str], Any], missing: Any) -> None:
         self.path = path
+        self._parse = parse
+        self._missing = missing
         self._seen: tuple[int, int, int] | None = None
-        self._by_digest: dict[bytes, str] = {}
+        self._value = missing
         self._lock = threading.Lock()
 
     def _stamp(self) -> tuple[int, int, int] | None:
@@ -83,13 +95,28 @@ class RoomKeys:
             return None
         return None if st is None else (st.st_ino, st.st_mtime_ns, st.st_size)
 
-    def names(self) -> dict[bytes, str]:
+    def value(self) -> Any:
         stamp = self._stamp()
         with self._lock:
             if stamp != self._seen:
-                self._by_digest = _read_attendees(self.path) if stamp else {}
+                self._value = self._parse(self.path or "") if stamp else self._missing
                 self._seen = stamp
-            return self._by_digest
+            return self._value
+
+
+class RoomKeys:
+    """The attendees' keys (digests by name) and the room's options, each read again from its
+    file when it changes."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._keys = WatchedFile(path, _read_attendees, {})
+        self._options = WatchedFile(
+            os.path.join(os.path.dirname(path), OPTIONS_NAME) if path else None,
+            _read_options, {})
+
+    def names(self) -> dict[bytes, str]:
+        return self._keys.value()
 
     def attendee(self, token: str) -> str | None:
         digest = _digest(token)
@@ -99,11 +126,27 @@ class RoomKeys:
                 found = name
         return found
 
+    def in_flight_limit(self) -> int | None:
+        """An attendee's requests at once: None (no limit) when benchmarks are allowed."""
+        return None if self._options.value().get("allow_benchmarks") is True \
+            else ATTENDEE_IN_FLIGHT
 
-def _read_attendees(path: str | None) -> dict[bytes, str]:
+
+def _read_options(path: str) -> dict[str, Any]:
+    """The room's options; an unreadable file is the default (benchmarks not allowed)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            options = json.load(handle)
+        return options if isinstance(options, dict) else {}
+    except (OSError, ValueError) as exc:
+        print(f"keyguard: room options not read from {path}: {exc}", file=sys.stderr)
+        return {}
+
+
+def _read_attendees(path: str) -> dict[bytes, str]:
     """name -> key in the file, as digest -> name; an unreadable file admits no attendee."""
     try:
-        with open(path or "", encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             attendees = json.load(handle).get("attendees", {})
     except (OSError, ValueError, AttributeError) as exc:
         print(f"keyguard: room keys not read from {path}: {exc}", file=sys.stderr)
@@ -171,23 +214,19 @@ class KeyGuard:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._in_flight: dict[str, int] = {}  # attendee -> requests running (one event loop)
         self._key = _digest(read_key(os.environ.get(KEY_FILE_ENV)))
         self.room = RoomKeys(os.environ.get(ROOM_KEYS_ENV))
         if self.room.path and KeyGuard.counters is None:
             KeyGuard.counters = RoomCounters()
 
-    def _caller(self, scope: Scope) -> str | None:
+    def _caller(self, token: str | None) -> str | None:
         """INSTRUCTOR for the server's key, an attendee's name for theirs, else None."""
-        for name, value in scope.get("headers") or []:
-            if name.lower() == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() != "bearer":
-                    return None
-                token = token.strip()
-                if hmac.compare_digest(_digest(token), self._key):
-                    return INSTRUCTOR
-                return self.room.attendee(token) if self.room.path else None
-        return None
+        if token is None:
+            return None
+        if hmac.compare_digest(_digest(token), self._key):
+            return INSTRUCTOR
+        return self.room.attendee(token) if self.room.path else None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -195,24 +234,21 @@ class KeyGuard:
         path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
         if path in OPEN_PATHS:
             return await self.app(scope, receive, send)
-        caller = self._caller(scope)
+        token = bearer_token(scope)
+        caller = self._caller(token)
         if caller == INSTRUCTOR:
             return await self.app(scope, receive, send)
-        if caller is not None and self.counters is not None:
-            return await self._counted(caller, path, scope, receive, send)
+        if caller is not None and token is not None and self.counters is not None:
+            return await self._counted(caller, token, path, scope, receive, send)
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return None
-        body = b'{"error": "Unauthorized: send Authorization: Bearer <the lab server key>"}'
-        await send({"type": "http.response.start", "status": 401,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"www-authenticate", b"Bearer")]})
-        await send({"type": "http.response.body", "body": body})
-        return None
+        return await refuse(send, 401, UNAUTHORIZED)
 
-    async def _counted(self, attendee: str, path: str, scope: Scope, receive: Any,
-                       send: Any) -> None:
-        """Pass an attendee's request through, then count it (and its answer's usage)."""
+    async def _counted(self, attendee: str, token: str, path: str, scope: Scope,
+                       receive: Any, send: Any) -> None:
+        """Pass an attendee's request through (within their limit of requests at once), then
+        count it and its answer's usage; an answer whose key is revoked meanwhile is cut."""
         counters = self.counters
         assert counters is not None
         if _is_metrics(path) and scope["type"] == "http":
@@ -221,9 +257,24 @@ class KeyGuard:
         if path not in USAGE_PATHS or scope["type"] != "http":
             counters.count(attendee, None)
             return await self.app(scope, receive, send)
+        limit = self.room.in_flight_limit()
+        running = self._in_flight.get(attendee, 0)
+        if limit is not None and running >= limit:
+            return await refuse(send, 429, too_many(limit), retry_after=True)
+        self._in_flight[attendee] = running + 1
         tail = bytearray()
+        cut = False
 
         async def watch(message: dict[str, Any]) -> None:
+            nonlocal cut
+            if cut:
+                return  # the rest of a revoked attendee's answer is dropped
+            if message["type"] in ("http.response.start", "http.response.body") and \
+                    self.room.attendee(token) != attendee:
+                cut = True  # refused like any revoked key's request: not counted
+                if message["type"] == "http.response.start":
+                    return await refuse(send, 401, REVOKED)
+                return await send({"type": "http.response.body", "body": REVOKED_EVENT})
             if message["type"] == "http.response.body":
                 tail.extend(message.get("body", b""))
                 del tail[:-USAGE_TAIL_BYTES]
@@ -231,7 +282,10 @@ class KeyGuard:
                     counters.count(attendee, usage_of(bytes(tail)))
             await send(message)
 
-        return await self.app(scope, receive, watch)
+        try:
+            return await self.app(scope, receive, watch)
+        finally:
+            self._in_flight[attendee] -= 1
 
 
     async def _own_metrics(self, attendee: str, scope: Scope, receive: Any, send: Any) -> None:
@@ -257,6 +311,41 @@ class KeyGuard:
                 await send(message)
 
         return await self.app(plain, receive, hold)
+
+
+UNAUTHORIZED = "Unauthorized: send Authorization: Bearer <the lab server key>"
+REVOKED = ("This attendee's key was revoked by the instructor: ask them for a new one "
+           "(then vllm-lab join again).")
+REVOKED_EVENT = ("data: " + json.dumps({"error": {"message": REVOKED, "type": "Unauthorized",
+                                                  "code": 401}}) + "\n\n").encode()
+
+
+def too_many(limit: int) -> str:
+    return (f"The room's server runs at most {limit} requests at once per attendee, and "
+            f"{limit} of yours are running: send fewer at once. A benchmark against the "
+            "room's server needs the instructor's permission (vllm-lab room up "
+            "--allow-benchmarks); or benchmark a server of your own.")
+
+
+def bearer_token(scope: Scope) -> str | None:
+    """The token of the request's `Authorization: Bearer ...` header, if it has one."""
+    for name, value in scope.get("headers") or []:
+        if name.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
+async def refuse(send: Any, status: int, message: str, retry_after: bool = False) -> None:
+    """An error answer in the shape OpenAI clients read (`error.message`)."""
+    body = json.dumps({"error": {"message": message, "code": status,
+                                 "type": "Unauthorized" if status == 401 else
+                                 "TooManyRequests"}}).encode()
+    headers = [(b"content-type", b"application/json")]
+    headers += [(b"www-authenticate", b"Bearer")] if status == 401 else []
+    headers += [(b"retry-after", b"2")] if retry_after else []
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def read_key(path: str | None) -> str:

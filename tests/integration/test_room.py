@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from lab_helpers.metrics.room import room_usage
-from lab_helpers.server import room
+from lab_helpers.server import keyguard, room
 from lab_helpers.server.kube import kube_setup_commands, kube_yaml
 from lab_helpers.server.podman_cli import run_podman
 from lab_helpers.widgets.room_dashboard import RoomDashboard
@@ -143,6 +143,54 @@ def vllm_lab(*args: str) -> str:
                           capture_output=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+
+def open_stream(client: httpx.Client, base_url: str, key: str, model: str):
+    """A streamed chat request left open (the caller reads it and closes it)."""
+    request = client.build_request(
+        "POST", f"{base_url}/v1/chat/completions", timeout=120,
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": model, "max_tokens": 400, "temperature": 0, "stream": True,
+              "messages": [{"role": "user", "content": "Write a long story about a ship."}]})
+    return client.send(request, stream=True)
+
+
+def test_the_room_limits_an_attendee_and_cuts_a_revoked_stream(room_server):
+    """What the server itself enforces, not only the attendee's lab: requests at once per
+    attendee (unless benchmarks are allowed), and a key revoked mid-answer gets no more of it."""
+    srv = room_server
+    tag = secrets.token_hex(3)
+    heavy, cut = f"h{tag}", f"c{tag}"
+    keys = {name: room.add_attendee(srv.name, name) for name in (heavy, cut)}
+    room.set_allow_benchmarks(srv.name, False)
+    with httpx.Client() as client:
+        streams = [open_stream(client, srv.base_url, keys[heavy], srv.model_name)
+                   for _ in range(keyguard.ATTENDEE_IN_FLIGHT + 1)]
+        try:
+            statuses = sorted(s.status_code for s in streams)
+            refused = next(s for s in streams if s.status_code == 429)
+            assert "--allow-benchmarks" in refused.read().decode()
+        finally:
+            for stream in streams:
+                stream.close()
+        assert statuses == [200] * keyguard.ATTENDEE_IN_FLIGHT + [429]
+
+        stream = open_stream(client, srv.base_url, keys[cut], srv.model_name)
+        try:
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            first = next(line for line in lines if line.startswith("data: "))
+            assert '"delta"' in first
+            room.revoke_attendee(srv.name, cut)
+            rest = list(lines)
+        finally:
+            stream.close()
+    events = [line for line in rest if line.startswith("data: ")]
+    assert "revoked" in events[-1] and "data: [DONE]" not in events
+    # the server goes on answering its other callers
+    with httpx.Client() as client:
+        assert chat(srv.base_url, srv.api_key, client, srv.model_name).status_code == 200
 
 
 def test_the_room_commands_an_instructor_types(chat_srv):

@@ -26,6 +26,19 @@ def test_up_gpu_without_gpu_fails_with_the_fix(capsys):
     assert "GPU" in err and "--profile cpu" in err
 
 
+
+@pytest.mark.skipif(gpu_status()[0], reason="this machine has a GPU")
+def test_room_up_follows_the_labs_profile_like_every_other_command(capsys, lab_home,
+                                                                    monkeypatch):
+    """One settings switch: `vllm-lab profile gpu` (or VLLM_LAB_PROFILE) is the room's profile
+    too, as it is `room export`'s; without a GPU the room refuses before writing any key."""
+    monkeypatch.delenv("VLLM_LAB_PROFILE", raising=False)
+    assert main(["profile", "gpu"]) == 0
+    assert main(["room", "up", "--attendees", "2", "--runtime", "local"]) == 2
+    err = capsys.readouterr().err
+    assert "gpu profile needs" in err and "--profile cpu" in err
+    assert not list((lab_home / "servers").glob("*.room/keys.json"))
+
 def test_unknown_server_logs_is_a_clear_error(capsys, lab_home):
     assert main(["logs", "no-such-server"]) == 2
     assert "vllm-lab up" in capsys.readouterr().err

@@ -16,7 +16,7 @@ import stat
 import prometheus_client
 import pytest
 
-from lab_helpers.server import room
+from lab_helpers.server import keyguard, room
 from lab_helpers.server.keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV, KeyGuard, usage_of
 
 ANSWER = {"choices": [{"message": {"content": "hi"}}],
@@ -192,3 +192,125 @@ def test_an_attendee_reads_metrics_without_the_other_attendees(lab_home, monkeyp
     import gzip
 
     assert gzip.decompress(body) == ROOM_METRICS_TEXT
+
+
+class HeldStream:
+    """An ASGI app that streams like vLLM and holds each answer after its first event until
+    `release` is set: requests stay running for as long as a test needs."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started = 0
+
+    async def __call__(self, scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "more_body": True,
+                    "body": b'data: {"choices": [{"delta": {"content": "h"}}]}\n\n'})
+        self.started += 1
+        await self.release.wait()
+        await send({"type": "http.response.body", "more_body": True,
+                    "body": b'data: {"choices": [{"delta": {"content": "i"}}]}\n\n'})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+
+async def open_requests(guard: KeyGuard, key: str, count: int, app: HeldStream,
+                        after_started=None) -> list[list[dict]]:
+    """`count` requests at once, held by the app; `after_started` runs while they are held."""
+    answers: list[list[dict]] = [[] for _ in range(count)]
+
+    async def one(i: int) -> None:
+        async def send(message):
+            answers[i].append(message)
+
+        async def receive():
+            await asyncio.sleep(3600)
+
+        await guard({"type": "http", "path": "/v1/chat/completions",
+                     "headers": [(b"authorization", f"Bearer {key}".encode())]},
+                    receive, send)
+
+    tasks = [asyncio.create_task(one(i)) for i in range(count)]
+    for _ in range(200):  # until every admitted request is held (or answered)
+        await asyncio.sleep(0.01)
+        if all(t.done() or answers[i] for i, t in enumerate(tasks)) and \
+                app.started >= sum(1 for a in answers if a and a[0]["status"] == 200):
+            break
+    if after_started:
+        after_started()
+    app.release.set()
+    await asyncio.gather(*tasks)
+    return answers
+
+
+def test_an_attendee_runs_a_limited_number_of_requests_at_once_unless_benchmarks_are_allowed(
+        lab_home, monkeypatch, tmp_path):
+    key_file = tmp_path / "server.key"
+    key_file.write_text("instructor-key")
+    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
+    monkeypatch.setenv(ROOM_KEYS_ENV, str(room.keys_path("roomtest")))
+    erin = room.add_attendee("roomtest", "erin")
+    over = keyguard.ATTENDEE_IN_FLIGHT + 3
+
+    app = HeldStream()
+    answers = asyncio.run(open_requests(KeyGuard(app), erin, over, app))
+    statuses = sorted(a[0]["status"] for a in answers)
+    assert statuses == [200] * keyguard.ATTENDEE_IN_FLIGHT + [429] * 3
+    refused = next(a for a in answers if a[0]["status"] == 429)
+    message = json.loads(refused[1]["body"])["error"]["message"]
+    assert "--allow-benchmarks" in message and str(keyguard.ATTENDEE_IN_FLIGHT) in message
+    # the limit counts running requests: once they finish, the attendee sends again
+    assert call(KeyGuard(vllm_like), erin) == 200
+
+    room.set_allow_benchmarks("roomtest", True)  # read by the running launcher, no restart
+    app = HeldStream()
+    answers = asyncio.run(open_requests(KeyGuard(app), erin, over, app))
+    assert [a[0]["status"] for a in answers] == [200] * over
+
+
+def test_a_key_revoked_mid_answer_gets_no_more_of_it(lab_home, monkeypatch, tmp_path):
+    key_file = tmp_path / "server.key"
+    key_file.write_text("instructor-key")
+    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
+    monkeypatch.setenv(ROOM_KEYS_ENV, str(room.keys_path("roomtest")))
+    frank = room.add_attendee("roomtest", "frank")
+    grace = room.add_attendee("roomtest", "grace")
+    app = HeldStream()
+    guard = KeyGuard(app)
+
+    async def both():
+        return await asyncio.gather(
+            open_requests(guard, frank, 1, app,
+                          after_started=lambda: room.revoke_attendee("roomtest", "frank")),
+            open_requests(guard, grace, 1, app))
+
+    (cut,), (kept,) = asyncio.run(both())
+    cut_body = b"".join(m.get("body", b"") for m in cut[1:])
+    assert b'"content": "h"' in cut_body and b'"content": "i"' not in cut_body
+    assert b"revoked" in cut_body and not cut[-1].get("more_body", False)
+    kept_body = b"".join(m.get("body", b"") for m in kept[1:])
+    assert b'"content": "i"' in kept_body and b"[DONE]" in kept_body
+
+
+def test_the_labs_own_batches_fit_an_attendees_limit_as_the_readme_says():
+    """The README's limit is the launcher's, and no module's batch (their default number of
+    requests at once) runs into it in a joined lab."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    from lab_helpers.mcp.agent import McpAgent
+    from lab_helpers.structured.experiment import run_ticket_experiment
+    from lab_helpers.tools.evaluate import evaluate
+    from lab_helpers.tools.loop import ToolLoop
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    said = re.search(r"at most (\d+) requests at once per attendee", readme.replace("\n  ", " "))
+    assert said and int(said.group(1)) == keyguard.ATTENDEE_IN_FLIGHT
+    batches = {"evaluate": inspect.signature(evaluate).parameters["workers"].default,
+               "run_many": inspect.signature(ToolLoop.run_many).parameters["workers"].default,
+               "ask_many": inspect.signature(McpAgent.ask_many).parameters["workers"].default,
+               "run_ticket_experiment":
+                   inspect.signature(run_ticket_experiment).parameters["concurrency"].default}
+    assert max(batches.values()) <= keyguard.ATTENDEE_IN_FLIGHT, batches
+    batch_said = re.search(r"the lab's own batches send at most (\d+)", readme.replace("\n  ", " "))
+    assert batch_said and int(batch_said.group(1)) == max(batches.values())

@@ -2,6 +2,7 @@
 
     vllm-lab room up --attendees 12 [--profile cpu|gpu] [--expose] [--allow-benchmarks]
     vllm-lab room add NAME | room revoke NAME | room status | room down
+    vllm-lab room benchmarks on|off      (allowed or not, on the running server)
     vllm-lab room export --k8s [--profile gpu] [--replicas N]   (docs/ROOM-KUBERNETES.md)
 
 The room's server is the lab's chat server (`--server` for another); attendee keys live in
@@ -51,17 +52,25 @@ def _print_sheet(server_name: str) -> None:
           "pastes their line above")
     print("benchmarks against this server: " + (
         "allowed" if allow_benchmarks(server_name) else
-        "not allowed (an attendee's module 5 refuses it and points to a server of their own; "
-        "`room up --allow-benchmarks` allows them, in the join files written from then on)"))
+        "not allowed (an attendee's module 5 refuses it and points to a server of their own, "
+        f"and the server runs at most {ATTENDEE_IN_FLIGHT} requests at once per attendee; "
+        "`vllm-lab room benchmarks on` allows them without a restart)"))
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
     from .. import server
     from ..bench.room import room_capacity
+    from ..errors import LabError
     from ..server.config import chat_server
     from ..server.profiles import lab_profile
     from ..server.room import ensure_attendees, set_allow_benchmarks
+    from ..server.room_settings import LEAVE_FIX, joined_room
 
+    joined = joined_room()
+    if joined is not None:  # `chat` here is the other room's server: nothing of ours to serve
+        raise LabError(f"This lab has joined the room at {joined.url} as {joined.attendee!r}, "
+                       "so it cannot serve a room of its own.",
+                       fix=f"leave that room first: {LEAVE_FIX}")
     overrides: dict[str, object] = {"host": "0.0.0.0", "expose": True} if args.expose else {}
     if args.expose:
         print("warning: --expose listens on every interface: anyone who can reach this "
@@ -94,6 +103,21 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
     print(f"revoked {args.name}: their next request is refused (401), and an answer still "
           "streaming to them stops")
     _print_sheet(args.server)
+    return 0
+
+
+def _cmd_benchmarks(args: argparse.Namespace) -> int:
+    from .. import server
+    from ..server.room import set_allow_benchmarks, write_join_sheet
+
+    server.get(args.server)  # the room's server runs (else: the error says how to start it)
+    set_allow_benchmarks(args.server, args.state == "on")
+    write_join_sheet(args.server, _base_url(args.server))
+    print(f"benchmarks against {args.server}: " + (
+        "allowed; the server's limit of requests at once per attendee is lifted now" if
+        args.state == "on" else f"not allowed; the server runs at most {ATTENDEE_IN_FLIGHT} "
+        "requests at once per attendee from now on") + ". The join files are written again: "
+        "attendees who join again with theirs get the new setting in their lab too.")
     return 0
 
 
@@ -156,6 +180,11 @@ def add_room_commands(sub: argparse._SubParsersAction) -> None:
                         "since a benchmark slows everyone's answers: without it the server "
                         f"runs at most {ATTENDEE_IN_FLIGHT} requests at once per attendee")
     p.set_defaults(func=_cmd_up)
+    p = room_sub.add_parser("benchmarks", help="allow attendees to benchmark the running "
+                            "room's server, or not (no restart)")
+    p.add_argument("state", choices=["on", "off"])
+    p.add_argument("--server", default=ROOM_SERVER)
+    p.set_defaults(func=_cmd_benchmarks)
     for verb, func, text in (("add", _cmd_add, "a key for one more attendee"),
                              ("revoke", _cmd_revoke, "refuse an attendee's key from now on")):
         p = room_sub.add_parser(verb, help=text)

@@ -55,7 +55,13 @@ KEY_FILE_ENV = "LAB_API_KEY_FILE"
 LAUNCHER_REVISION = 4
 ROOM_KEYS_ENV = "LAB_ROOM_KEYS_FILE"
 OPTIONS_NAME = "options.json"  # beside the room's keys file
-INSTRUCTOR = ""  # the server's own key: not an attendee, not counted per attendee
+
+class _Instructor:
+    """The caller with the server's own key: not an attendee, not counted, not limited (a
+    sentinel no name in the room file can equal, not even an empty one)."""
+
+
+INSTRUCTOR = _Instructor()
 # An attendee's requests running at once unless benchmarks are allowed: the lab's own batches
 # (module 2's experiment, module 3's evaluation, module 4's agent) send at most 6.
 ATTENDEE_IN_FLIGHT = 8
@@ -65,6 +71,10 @@ USAGE_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddi
 USAGE_TAIL_BYTES = 64 * 1024
 OPEN_PATHS = frozenset({"/health"})
 METRICS_PATH = "/metrics"
+# What an attendee's key reaches (and /metrics, filtered): what the modules and GuideLLM send.
+# The rest of vLLM's routes (/v1/responses, /invocations, /pooling, /inference/v1/...,
+# abort and scaling routes) are the instructor's: 403, so no route escapes the limits.
+ATTENDEE_PATHS = USAGE_PATHS | {"/v1/models", "/tokenize", "/detokenize", "/version"}
 ROOM_METRICS = (b"lab_room_requests", b"lab_room_tokens")
 ENTRYPOINT = "vllm.entrypoints.openai.api_server"
 MIDDLEWARE = "keyguard.KeyGuard"
@@ -195,9 +205,9 @@ def usage_of(body: bytes) -> dict[str, Any] | None:
 
 
 def _is_metrics(path: str) -> bool:
-    """/metrics however it is spelt (`/metrics/`, `//metrics`, `/metrics/x`)."""
-    parts = [p for p in path.split("/") if p]
-    return bool(parts) and parts[0] == METRICS_PATH.strip("/")
+    """Every path vLLM answers with its metrics: it mounts them as `^/metrics(.*)$`, so
+    `/metrics/`, `/metricsX` and `/metrics.txt` too (and `//metrics`, however it routes)."""
+    return path.lstrip("/").startswith(METRICS_PATH.strip("/"))
 
 
 def own_room_lines(text: bytes, attendee: str) -> bytes:
@@ -220,7 +230,7 @@ class KeyGuard:
         if self.room.path and KeyGuard.counters is None:
             KeyGuard.counters = RoomCounters()
 
-    def _caller(self, token: str | None) -> str | None:
+    def _caller(self, token: str | None) -> str | _Instructor | None:
         """INSTRUCTOR for the server's key, an attendee's name for theirs, else None."""
         if token is None:
             return None
@@ -238,7 +248,7 @@ class KeyGuard:
         caller = self._caller(token)
         if caller == INSTRUCTOR:
             return await self.app(scope, receive, send)
-        if caller is not None and token is not None and self.counters is not None:
+        if isinstance(caller, str) and token is not None and self.counters is not None:
             return await self._counted(caller, token, path, scope, receive, send)
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
@@ -251,10 +261,15 @@ class KeyGuard:
         count it and its answer's usage; an answer whose key is revoked meanwhile is cut."""
         counters = self.counters
         assert counters is not None
-        if _is_metrics(path) and scope["type"] == "http":
+        if scope["type"] != "http" or not (_is_metrics(path) or path in ATTENDEE_PATHS):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return None
+            return await refuse(send, 403, not_for_attendees(path))
+        if _is_metrics(path):
             counters.count(attendee, None)
             return await self._own_metrics(attendee, scope, receive, send)
-        if path not in USAGE_PATHS or scope["type"] != "http":
+        if path not in USAGE_PATHS:
             counters.count(attendee, None)
             return await self.app(scope, receive, send)
         limit = self.room.in_flight_limit()
@@ -268,13 +283,16 @@ class KeyGuard:
         async def watch(message: dict[str, Any]) -> None:
             nonlocal cut
             if cut:
-                return  # the rest of a revoked attendee's answer is dropped
+                raise Revoked(REVOKED)
             if message["type"] in ("http.response.start", "http.response.body") and \
                     self.room.attendee(token) != attendee:
                 cut = True  # refused like any revoked key's request: not counted
                 if message["type"] == "http.response.start":
-                    return await refuse(send, 401, REVOKED)
-                return await send({"type": "http.response.body", "body": REVOKED_EVENT})
+                    await refuse(send, 401, REVOKED)
+                else:
+                    await send({"type": "http.response.body", "body": REVOKED_EVENT})
+                # as a client gone away does: the app stops generating (vLLM aborts the request)
+                raise Revoked(REVOKED)
             if message["type"] == "http.response.body":
                 tail.extend(message.get("body", b""))
                 del tail[:-USAGE_TAIL_BYTES]
@@ -284,6 +302,10 @@ class KeyGuard:
 
         try:
             return await self.app(scope, receive, watch)
+        except Exception:
+            if not cut:
+                raise
+            return None  # the answer was cut: the app's way of giving it up is not an error
         finally:
             self._in_flight[attendee] -= 1
 
@@ -320,11 +342,22 @@ REVOKED_EVENT = ("data: " + json.dumps({"error": {"message": REVOKED, "type": "U
                                                   "code": 401}}) + "\n\n").encode()
 
 
+class Revoked(OSError):
+    """Raised into the app by `send` once an answer is cut: an OSError is how an ASGI server
+    says the client is gone, so the app stops generating."""
+
+
+def not_for_attendees(path: str) -> str:
+    return (f"{path} is not open to attendees' keys on the room's server: they reach "
+            f"{', '.join(sorted(ATTENDEE_PATHS))} and /metrics. Ask the instructor if a "
+            "module needs more.")
+
+
 def too_many(limit: int) -> str:
     return (f"The room's server runs at most {limit} requests at once per attendee, and "
             f"{limit} of yours are running: send fewer at once. A benchmark against the "
-            "room's server needs the instructor's permission (vllm-lab room up "
-            "--allow-benchmarks); or benchmark a server of your own.")
+            "room's server needs the instructor's permission (vllm-lab room benchmarks "
+            "on); or benchmark a server of your own.")
 
 
 def bearer_token(scope: Scope) -> str | None:
@@ -339,8 +372,8 @@ def bearer_token(scope: Scope) -> str | None:
 async def refuse(send: Any, status: int, message: str, retry_after: bool = False) -> None:
     """An error answer in the shape OpenAI clients read (`error.message`)."""
     body = json.dumps({"error": {"message": message, "code": status,
-                                 "type": "Unauthorized" if status == 401 else
-                                 "TooManyRequests"}}).encode()
+                                 "type": {401: "Unauthorized", 403: "Forbidden"}.get(
+                                     status, "TooManyRequests")}}).encode()
     headers = [(b"content-type", b"application/json")]
     headers += [(b"www-authenticate", b"Bearer")] if status == 401 else []
     headers += [(b"retry-after", b"2")] if retry_after else []

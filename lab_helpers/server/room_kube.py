@@ -34,7 +34,7 @@ from .keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV
 from .keys import key_file
 from .kube import KEY_ITEM, kube_documents, room_secret_name, secret_name
 from .podman import LAUNCHER, LAUNCHER_MOUNT, image_python
-from .room import KEYS_NAME, ROOM_MOUNT, attendees
+from .room import KEYS_NAME, OPTIONS_NAME, ROOM_MOUNT, allow_benchmarks, attendees
 
 MANIFESTS = "room.yaml"
 SECRETS = "room-secrets.yaml"
@@ -173,17 +173,20 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def room_secrets(name: str, api_key: str, keys: dict[str, str]) -> list[dict]:
-    """The two Secrets the Deployment mounts: the instructor's key, the attendees' keys file."""
+def room_secrets(name: str, api_key: str, keys: dict[str, str],
+                 allow_benchmarks: bool = False) -> list[dict]:
+    """The two Secrets the Deployment mounts: the instructor's key, and the room's folder (the
+    attendees' keys file and the room's options, both read by the launcher)."""
     labels = _labels(name)
     keys_file = json.dumps({"attendees": dict(sorted(keys.items()))}, indent=1)
+    options_file = json.dumps({"allow_benchmarks": allow_benchmarks})
     return [
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": {"name": secret_name(name), "labels": labels},
          "data": {KEY_ITEM: _b64(api_key)}},
         {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
          "metadata": {"name": room_secret_name(name), "labels": labels},
-         "data": {KEYS_NAME: _b64(keys_file)}},
+         "data": {KEYS_NAME: _b64(keys_file), OPTIONS_NAME: _b64(options_file)}},
     ]
 
 
@@ -256,6 +259,7 @@ def export_room(config: ServerConfig, replicas: int = 1, out: Path | None = None
     folder.chmod(0o700)
     secrets_path, manifests_path = folder / SECRETS, folder / MANIFESTS
     api_key, source = _api_key(config.name, secrets_path)
-    replace_file(secrets_path, dump(room_secrets(config.name, api_key, keys)), 0o600)
+    replace_file(secrets_path, dump(room_secrets(config.name, api_key, keys,
+                                                 allow_benchmarks(config.name))), 0o600)
     replace_file(manifests_path, manifests, 0o644)
     return RoomExport(folder, manifests_path, secrets_path, len(keys), source, config)

@@ -166,8 +166,8 @@ def benchmark_refusal(base_url: str) -> LabError | None:
         fix="benchmark a server of your own instead: start one beside the room's, e.g. "
             "srv = server.start(chat_server(PROFILE, name=\"my-chat\", port=server.free_port()))"
             ", then bench.Target.from_server(srv); or leave "
-            f"the room ({LEAVE_FIX}). The instructor can allow benchmarks: vllm-lab room up "
-            "--allow-benchmarks (then join again with the new join file).")
+            f"the room ({LEAVE_FIX}). The instructor can allow benchmarks: vllm-lab room "
+            "benchmarks on (then join again with your new join file).")
 
 
 def unreachable_fix(room: JoinedRoom) -> str:

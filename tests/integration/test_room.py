@@ -9,6 +9,7 @@ whenever it changes.
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import sys
@@ -170,7 +171,7 @@ def test_the_room_limits_an_attendee_and_cuts_a_revoked_stream(room_server):
         try:
             statuses = sorted(s.status_code for s in streams)
             refused = next(s for s in streams if s.status_code == 429)
-            assert "--allow-benchmarks" in refused.read().decode()
+            assert "vllm-lab room benchmarks on" in refused.read().decode()
         finally:
             for stream in streams:
                 stream.close()
@@ -213,6 +214,14 @@ def test_the_room_commands_an_instructor_types(chat_srv):
         row = next(line for line in status.splitlines() if line.startswith("attendee-01"))
         assert row.split()[1] == "1"
         assert "requests running" in status
+        # benchmarks allowed on the running room: the server reads it, the join files say it
+        assert "allowed" in vllm_lab("room", "benchmarks", "on")
+        assert room.allow_benchmarks(chat_srv.name)
+        join_file = room.room_dir(chat_srv.name) / room.JOINS_DIR / "attendee-01.json"
+        assert json.loads(join_file.read_text())["allow_benchmarks"] is True
+        assert chat_srv.health(), "the room's server was not restarted"
+        vllm_lab("room", "benchmarks", "off")
+        assert not room.allow_benchmarks(chat_srv.name)
         vllm_lab("room", "revoke", "attendee-02")
         assert "attendee-02" not in sheet.read_text()
         assert "attendee-02" not in room.attendees(chat_srv.name)

@@ -110,7 +110,7 @@ def test_an_attendee_uses_the_rooms_server(host, attendee_home, capsys):
         target = bench.Target.from_server(srv)
         with pytest.raises(bench.BenchError, match="room's server") as refused:
             bench.run_benchmark(target, bench.concurrent([1], max_requests=1))
-        assert "slow" in refused.value.cause and "--allow-benchmarks" in refused.value.fix
+        assert "slow" in refused.value.cause and "vllm-lab room benchmarks on" in refused.value.fix
         assert [c.ok for c in room_checks()] == [True]
 
     room.revoke_attendee(host.name, "alice")  # the instructor's side

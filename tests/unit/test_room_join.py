@@ -20,6 +20,7 @@ import pytest
 
 from lab_helpers import bench, server
 from lab_helpers.cli import main
+from lab_helpers.cli.main import build_parser
 from lab_helpers.connect import KeyRejected, translate
 from lab_helpers.errors import LabError, ServerNameInUse
 from lab_helpers.server import room
@@ -189,13 +190,25 @@ def test_a_revoked_key_says_ask_the_instructor(lab_home):
     assert "vllm-lab down embed" in own.fix  # an own server keeps its own fix
 
 
+def test_a_joined_lab_cannot_serve_a_room_of_its_own(lab_home, capsys):
+    """`room up` there would write a sheet of local keys for the other room's URL."""
+    save_join(JoinedRoom(url="http://127.0.0.1:9", attendee="alice"), KEY)
+    assert main(["room", "up", "--attendees", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "joined the room" in err and "join --leave" in err
+    assert room.attendees("chat") == {}
+
+
 def test_module_5_refuses_the_rooms_server_unless_allowed(lab_home):
     url = "http://127.0.0.1:9"
     save_join(JoinedRoom(url=url, attendee="alice"), KEY)
     target = bench.Target(base_url=f"{url}/v1", model="m", tokenizer="/nowhere", api_key=KEY)
     with pytest.raises(bench.BenchError, match="room's server") as info:
         bench.run_benchmark(target, bench.concurrent([1], max_requests=1))
-    assert "slow" in info.value.cause and "--allow-benchmarks" in info.value.fix
+    assert "slow" in info.value.cause and "vllm-lab room benchmarks on" in info.value.fix
+    # the instructor's command it names exists (and changes a running room without a restart)
+    assert build_parser().parse_args(["room", "benchmarks", "on"]).func.__name__ == \
+        "_cmd_benchmarks"
     assert benchmark_refusal("http://localhost:9") is None  # another address: not the room
     assert benchmark_refusal("http://127.0.0.1:10") is None
     save_join(JoinedRoom(url=url, attendee="alice", allow_benchmarks=True), KEY)

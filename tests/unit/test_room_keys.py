@@ -181,7 +181,8 @@ def test_an_attendee_reads_metrics_without_the_other_attendees(lab_home, monkeyp
     monkeypatch.setenv(ROOM_KEYS_ENV, str(room.keys_path("roomtest")))
     guard = KeyGuard(metrics_app)
     alice = room.add_attendee("roomtest", "alice")
-    for path in ("/metrics", "/metrics/", "//metrics"):
+    # vLLM answers every path that starts with /metrics with the metrics page
+    for path in ("/metrics", "/metrics/", "//metrics", "/metricsX", "/metrics.txt"):
         start, body = read_metrics(guard, alice, path)
         assert start["status"] == 200 and b"alice" in body
         assert b"alicia" not in body and b"bob" not in body  # neither names nor figures
@@ -201,6 +202,7 @@ class HeldStream:
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.started = 0
+        self.stopped = 0  # answers the app was told to stop generating
 
     async def __call__(self, scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -208,9 +210,13 @@ class HeldStream:
                     "body": b'data: {"choices": [{"delta": {"content": "h"}}]}\n\n'})
         self.started += 1
         await self.release.wait()
-        await send({"type": "http.response.body", "more_body": True,
-                    "body": b'data: {"choices": [{"delta": {"content": "i"}}]}\n\n'})
-        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+        try:
+            await send({"type": "http.response.body", "more_body": True,
+                        "body": b'data: {"choices": [{"delta": {"content": "i"}}]}\n\n'})
+            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+        except OSError:  # what an ASGI server raises when the client is gone
+            self.stopped += 1
+            raise
 
 
 async def open_requests(guard: KeyGuard, key: str, count: int, app: HeldStream,
@@ -257,7 +263,7 @@ def test_an_attendee_runs_a_limited_number_of_requests_at_once_unless_benchmarks
     assert statuses == [200] * keyguard.ATTENDEE_IN_FLIGHT + [429] * 3
     refused = next(a for a in answers if a[0]["status"] == 429)
     message = json.loads(refused[1]["body"])["error"]["message"]
-    assert "--allow-benchmarks" in message and str(keyguard.ATTENDEE_IN_FLIGHT) in message
+    assert "vllm-lab room benchmarks on" in message and str(keyguard.ATTENDEE_IN_FLIGHT) in message
     # the limit counts running requests: once they finish, the attendee sends again
     assert call(KeyGuard(vllm_like), erin) == 200
 
@@ -289,6 +295,44 @@ def test_a_key_revoked_mid_answer_gets_no_more_of_it(lab_home, monkeypatch, tmp_
     assert b"revoked" in cut_body and not cut[-1].get("more_body", False)
     kept_body = b"".join(m.get("body", b"") for m in kept[1:])
     assert b'"content": "i"' in kept_body and b"[DONE]" in kept_body
+    assert app.stopped == 1, "the cut answer's generation was stopped, the other went on"
+
+
+def test_an_attendee_key_reaches_only_what_the_modules_use(guard):
+    """The rest of vLLM's routes would escape the limits and the counts (or abort other
+    people's requests): 403 for an attendee, as they are for the instructor's own."""
+    henry = room.add_attendee("roomtest", "henry")
+    for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models",
+                 "/tokenize"):
+        assert call(guard, henry, path) == 200, path
+    for path in ("/v1/responses", "/invocations", "/pooling", "/inference/v1/generate",
+                 "/v1/chat/completions/batch", "/inference/v1/abort_requests", "/v1/messages",
+                 "//v1/chat/completions", "/v1/chat/completions/"):
+        assert call(guard, henry, path) == 403, path
+        assert call(guard, "instructor-key", path) == 200, path
+    closed: list[dict] = []
+
+    async def send(message):
+        closed.append(message)
+
+    async def receive():
+        return {"type": "websocket.connect"}
+
+    asyncio.run(guard({"type": "websocket", "path": "/v1/realtime",
+                       "headers": [(b"authorization", f"Bearer {henry}".encode())]},
+                      receive, send))
+    assert closed == [{"type": "websocket.close", "code": 1008}]
+
+
+def test_a_nameless_entry_in_the_room_file_is_an_attendee_not_the_instructor(guard):
+    """The instructor is recognised by the server's key alone, never by a name."""
+    room.add_attendee("roomtest", "ivy")
+    path = room.keys_path("roomtest")
+    data = json.loads(path.read_text())
+    data["attendees"][""] = "room-nameless"
+    path.write_text(json.dumps(data))
+    assert call(guard, "room-nameless", "/v1/models") == 200  # an attendee ...
+    assert call(guard, "room-nameless", "/pooling") == 403    # ... with an attendee's limits
 
 
 def test_the_labs_own_batches_fit_an_attendees_limit_as_the_readme_says():

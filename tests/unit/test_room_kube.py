@@ -23,7 +23,7 @@ from lab_helpers.cli.main import build_parser, main
 from lab_helpers.errors import LabError
 from lab_helpers.server import room
 from lab_helpers.server.config import CPU_IMAGE, GPU_IMAGE, chat_server
-from lab_helpers.server.keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV, RoomKeys
+from lab_helpers.server.keyguard import ATTENDEE_IN_FLIGHT, KEY_FILE_ENV, ROOM_KEYS_ENV, RoomKeys
 from lab_helpers.server.kube import KEY_ITEM, room_secret_name, secret_name
 from lab_helpers.server.podman import LAUNCHER, LAUNCHER_MOUNT
 from lab_helpers.server.room_kube import (
@@ -160,6 +160,11 @@ def test_secrets_hold_what_the_launcher_reads(tmp_path):
     assert (keys.attendee("room-a"), keys.attendee("room-b"), keys.attendee("x")) == \
         ("alice", "bob", None)
     assert json.loads(path.read_text()) == {"attendees": {"alice": "room-a", "bob": "room-b"}}
+    # the room's options sit beside the keys, where the launcher looks for them
+    assert keys.in_flight_limit() == ATTENDEE_IN_FLIGHT  # benchmarks not allowed by default
+    allowed = secret_files(dump(room_secrets(NAME, "k", {}, allow_benchmarks=True)))
+    (tmp_path / "options.json").write_text(allowed[room_secret_name(NAME)]["options.json"])
+    assert keys.in_flight_limit() is None
 
 
 def test_export_writes_keys_only_in_the_secrets_file(tmp_path, clean_room, capsys):

@@ -76,7 +76,9 @@ def _cmd_up(args: argparse.Namespace) -> int:
               f"{multiline_command(runtime.preview(config))}\n")
         if args.dry_run:
             continue
-        srv = runtime.start(config, on_log=(print if args.verbose else None))
+        # One progress line on a terminal; a log file (the warm start's) gets none.
+        srv = runtime.start(config, on_log=(print if args.verbose else None),
+                            progress=sys.stderr.isatty())
         print(srv)
     return 0
 

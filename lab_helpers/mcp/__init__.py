@@ -13,5 +13,5 @@
   approval gate (`lab_helpers.tools.approval`).
 
 May import: `tools` (with its approval gate), `support` (the ACME server's backend), `server`,
-`errors`, `paths`.
+`connect` (the agent's batches), `errors`, `paths`.
 """

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ..connect.batch import at_once
 from ..tools.approval import ApprovalGate
 from ..tools.executor import ToolExecutor
 from ..tools.loop import ToolChoice, ToolLoop, Transcript
@@ -93,15 +94,15 @@ class McpAgent:
             self.transcripts.append(transcript)
         return transcript
 
-    def ask_many(self, questions: Sequence[dict[str, Any]], *, workers: int = 4
-                 ) -> list[Transcript]:
-        """Several independent questions at once (vLLM batches them); each dict holds
-        `prompt` and the keyword arguments of `ask`. Results in the order given."""
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [pool.submit(self.ask, q["prompt"],
-                                   **{k: v for k, v in q.items() if k != "prompt"})
-                       for q in questions]
-            return [f.result() for f in futures]
+    def ask_many(self, questions: Sequence[dict[str, Any]], *, workers: int = 4,
+                 progress: bool = True) -> list[Transcript]:
+        """Several independent questions at once (vLLM batches them), with a progress bar;
+        each dict holds `prompt` and the keyword arguments of `ask`. Results in the order
+        given."""
+        return at_once([partial(self.ask, q["prompt"],
+                                **{k: v for k, v in q.items() if k != "prompt"})
+                        for q in questions],
+                       workers=workers, desc="questions", unit="question", progress=progress)
 
 
 def narrowed(spec: ToolSpec, choices: dict[str, list[Any]]) -> ToolSpec:

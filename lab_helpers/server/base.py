@@ -19,7 +19,7 @@ from .checks import PROCESS_OVERHEAD_BYTES, free_port, port_is_free, preflight
 from .config import ServerConfig
 from .handle import Server, ServerInfo, check_health
 from .keys import key_file, new_api_key, read_api_key, start_lock
-from .startlog import LAUNCHED, StartView, launching
+from .startlog import LAUNCHED, StartBar, StartView, launching
 
 __all__ = ["FATAL_LOG", "Runtime", "Server", "ServerInfo", "check_health", "free_port",
            "key_file", "port_is_free", "preflight", "read_api_key", "reuse_decision"]
@@ -175,6 +175,7 @@ class Runtime(ABC):
         reuse: bool = True,
         timeout: float = 400.0,
         on_log: Callable[[str], None] | None = None,
+        progress: bool = True,
     ) -> Server:
         """Start a server, or reuse a healthy one with the same config hash.
 
@@ -182,28 +183,39 @@ class Runtime(ABC):
         /health, the process or container and its log are watched: a dead engine fails the
         start within seconds with the last log lines, and nothing is left running.
         `on_log` gets what a learner reads (startlog.StartView): the lab's own progress lines
-        and the log without the known harmless lines, each kind explained once.
+        and the log without the known harmless lines, each kind explained once. Without it a
+        start that launches shows one progress line (startlog.StartBar) unless `progress` is
+        False.
         """
         began = time.monotonic()
-        view = StartView(on_log) if on_log else None
         with start_lock(config.name):
             decision, existing = self.decide(config, reuse=reuse)
             if decision == "reuse":
                 assert existing is not None
                 return Server(self, existing, config=config, reused=True,
                               startup_seconds=time.monotonic() - began)
-            # Every check that can fail runs before the server being replaced is touched.
-            replacing = existing if decision == "replace" else None
-            # A replaced server gives back at least its processes' memory.
-            freed = (PROCESS_OVERHEAD_BYTES if replacing is not None
-                     and replacing.state == "running" else 0)
-            preflight(config, freed_bytes=freed)
-            self.check(config)
-            self._require_name(config)
-            self._require_port(config, replacing=replacing)
-            if replacing is not None:
-                self.remove(config.name)
-            new_api_key(config.name)
+            return self._start_new(config, decision, existing, began, timeout,
+                                   on_log=on_log, progress=progress)
+
+    def _start_new(self, config: ServerConfig, decision: str, existing: ServerInfo | None,
+                   began: float, timeout: float, *, on_log: Callable[[str], None] | None,
+                   progress: bool) -> Server:
+        """The checks, the launch and the wait of a start that does not reuse a server."""
+        # Every check that can fail runs before the server being replaced is touched.
+        replacing = existing if decision == "replace" else None
+        # A replaced server gives back at least its processes' memory.
+        freed = (PROCESS_OVERHEAD_BYTES if replacing is not None
+                 and replacing.state == "running" else 0)
+        preflight(config, freed_bytes=freed)
+        self.check(config)
+        self._require_name(config)
+        self._require_port(config, replacing=replacing)
+        if replacing is not None:
+            self.remove(config.name)
+        new_api_key(config.name)
+        view = (StartView(on_log) if on_log else
+                StartBar(config.name) if progress else None)
+        try:
             if view:
                 view.progress(launching(self.kind, config.model_name))
             self._launch(config)
@@ -215,6 +227,9 @@ class Runtime(ABC):
                 # A server that failed to start has nothing to shut down cleanly.
                 self.remove(config.name, grace=1.0)
                 raise
+        finally:
+            if isinstance(view, StartBar):
+                view.close()
         return Server(self, info, config=config, reused=False,
                       startup_seconds=time.monotonic() - began)
 

@@ -295,7 +295,7 @@ class RoomRuntime(Runtime, register=True):
         return ("reuse" if info is not None and info.state == "running" else "replace"), info
 
     def start(self, config: ServerConfig, *, reuse: bool = True, timeout: float = 400.0,
-              on_log: Callable[[str], None] | None = None) -> Server:
+              on_log: Callable[[str], None] | None = None, progress: bool = True) -> Server:
         """Connect to the room's server: it answers, takes the key; say that it is the room's."""
         began = time.monotonic()
         room = self._room(config.name)

@@ -133,6 +133,31 @@ class StartView:
         self.progress(f"{self.elapsed():.0f} s: {what}")
 
 
+class StartBar(StartView):
+    """What a start shows when nobody asked for its log (`on_log=None`): one line that keeps
+    its place (tqdm: a widget in a notebook, a line on the terminal's stderr) with the start's
+    latest step and the seconds so far, left in place as "healthy after N s" at the end."""
+
+    WIDTH = 100
+
+    def __init__(self, name: str) -> None:
+        from tqdm.auto import tqdm  # a small dependency, loaded only for a start that waits
+
+        self._bar = tqdm(total=None, desc=f"starting {name}", bar_format="{desc} [{elapsed}]")
+        super().__init__(self._describe, quiet_s=float("inf"))
+
+    def _describe(self, text: str) -> None:
+        text = " ".join(text.split())
+        self._bar.set_description_str(text if len(text) <= self.WIDTH
+                                      else text[:self.WIDTH - 1] + "…")
+
+    def tick(self) -> None:
+        self._bar.refresh()  # the seconds go on while vLLM prints nothing
+
+    def close(self) -> None:
+        self._bar.close()
+
+
 def launching(kind: str, model: str) -> str:
     where = "in a Podman container" if kind == "podman" else "as a local process"
     return f"launching vLLM for {model} {where} ..."

@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from importlib.resources import files
 from typing import Any
 
 import pandas as pd
 
+from ..connect.batch import at_once
 from .extract import Setup
 from .loop import ToolChoice, ToolLoop, choice_label
 from .registry import ToolCall, ToolCallError
@@ -117,16 +118,8 @@ def score(loop: ToolLoop, case: Case, choice: ChoiceForCase) -> dict[str, Any]:
 def evaluate(loop: ToolLoop, cases: Sequence[Case], choices: Sequence[ChoiceForCase],
              *, workers: int = 6, progress: bool = True) -> pd.DataFrame:
     """Every case under every tool_choice, `workers` requests at a time (with a progress bar)."""
-    from tqdm.auto import tqdm
-
-    jobs = [(case, choice) for choice in choices for case in cases]
-    with ThreadPoolExecutor(max_workers=workers) as pool, \
-            tqdm(total=len(jobs), desc="requests", unit="request", disable=not progress) as bar:
-        def scored(job: tuple[Case, ChoiceForCase]) -> dict[str, Any]:
-            row = score(loop, *job)
-            bar.update()
-            return row
-        rows = list(pool.map(scored, jobs))
+    rows = at_once([partial(score, loop, case, choice) for choice in choices for case in cases],
+                   workers=workers, desc="requests", unit="request", progress=progress)
     return pd.DataFrame(rows)
 
 

@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import openai
 
 from ..connect import Connection
+from ..connect.batch import at_once
 from ..errors import LabError
 from .executor import ToolExecutor, ToolResult
 from .registry import ToolCall
@@ -213,10 +214,12 @@ class ToolLoop:
 
     def run_many(self, users: Sequence[str],
                  tool_choices: Sequence[ToolChoice | Sequence[ToolChoice]] | ToolChoice = "auto",
-                 *, workers: int = 6, **kwargs: Any) -> list[Transcript]:
+                 *, workers: int = 6, progress: bool = True,
+                 **kwargs: Any) -> list[Transcript]:
         """Several independent conversations at once (vLLM batches them: on two CPU cores six
-        loops take about as long as two). `tool_choices` is one per message, or one for all;
-        the other keyword arguments go to `run`. Every input is checked before any request."""
+        loops take about as long as two), with a progress bar. `tool_choices` is one per
+        message, or one for all; the other keyword arguments go to `run`. Every input is
+        checked before any request."""
         if isinstance(tool_choices, (str, dict)):
             tool_choices = [tool_choices] * len(users)
         if len(tool_choices) != len(users):
@@ -227,10 +230,10 @@ class ToolLoop:
                 raise ToolLoopError("One of the messages is empty.")
             for c in list(choice) if isinstance(choice, (list, tuple)) else [choice]:
                 self._check_choice(c)
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = [pool.submit(self.run, user, tool_choice=choice, **kwargs)
-                       for user, choice in zip(users, tool_choices, strict=True)]
-            return [f.result() for f in futures]
+        return at_once([partial(self.run, user, tool_choice=choice, **kwargs)
+                        for user, choice in zip(users, tool_choices, strict=True)],
+                       workers=workers, desc="conversations", unit="conversation",
+                       progress=progress)
 
     def _check_choice(self, choice: ToolChoice) -> None:
         if isinstance(choice, dict):

@@ -84,11 +84,13 @@ def _check_embeddings(embed: server.Server) -> None:
     assert len(vectors) == 2 and len(vectors[0]) == len(vectors[1]) > 100
 
 
-def test_embeddings_server(runtime, chat):
+def test_embeddings_server(runtime, chat, capfd):
     """A second model next to the chat one; on the local runtime, as a context manager."""
     config = embedding_server("cpu", **SETTINGS[runtime.kind]["embed"])
     if runtime.kind == "local":
         with runtime.start(config) as embed:
+            # no on_log: the start still showed its one progress line, left at its last step
+            assert "healthy after" in capfd.readouterr().err
             _check_embeddings(embed)
             assert chat.health()
         assert runtime.find(config.name) is None, "leaving the with block stops the server"
@@ -96,12 +98,14 @@ def test_embeddings_server(runtime, chat):
         _check_embeddings(runtime.start(config))
 
 
-def test_same_config_is_reused(runtime, chat):
+def test_same_config_is_reused(runtime, chat, capfd):
     # The running server as it is now (test_connection replaces the shared local one).
     running = runtime.find(chat.name)
     assert running is not None and running.state == "running"
+    capfd.readouterr()
     again = runtime.start(chat.config)
     assert again.reused
+    assert "starting" not in capfd.readouterr().err, "a reused server shows no start progress"
     assert again.info.ident == running.ident
 
 

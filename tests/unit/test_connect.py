@@ -279,3 +279,36 @@ def test_a_client_given_by_the_caller_is_used_as_it_is(stub):
     conn = Connection.of(client)
     assert conn.openai() is client and conn.base_url == stub.url
     assert chat(conn).choices[0].message.content == "hello"
+
+
+def test_a_batch_answers_in_the_order_asked_and_raises_the_first_failure(capsys):
+    import threading
+    import time as _time
+
+    from lab_helpers.connect.batch import at_once
+
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def call(i: int):
+        def run() -> int:
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            _time.sleep(0.02 * (5 - i % 5))  # later calls finish first
+            with lock:
+                running[0] -= 1
+            return i * i
+        return run
+
+    assert at_once([call(i) for i in range(10)], workers=3, desc="calls", unit="call") == \
+        [i * i for i in range(10)]
+    assert most[0] == 3, "three at a time, no more"
+    assert "10/10" in capsys.readouterr().err  # the bar counted every call
+
+    def broken() -> int:
+        raise ValueError("no answer")
+
+    with pytest.raises(ValueError, match="no answer"):
+        at_once([call(1), broken, call(2)], workers=2, desc="calls", unit="call",
+                progress=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab_helpers.server.startlog import HARMLESS, LAB, StartView, classify
+from lab_helpers.server.startlog import HARMLESS, LAB, StartBar, StartView, classify
 
 SITE = "/opt/venv/lib/python3.11/site-packages/vllm"
 HARMLESS_LINES = {
@@ -123,3 +123,18 @@ def test_every_kind_explains_itself_in_plain_words():
     for kind in HARMLESS:
         assert len(kind.why.split()) >= 10
         assert "nothing" in kind.why or "works as before" in kind.why
+
+
+def test_a_start_without_a_log_shows_one_line_with_its_latest_step(capsys):
+    """`server.start(cfg)` (no on_log) keeps one line: the latest step, shortened, then the
+    final word; vLLM's own lines pass through it without piling up."""
+    bar = StartBar("chat")
+    bar.progress("launching vLLM ...")
+    bar.line("INFO 12-04 10:00:00 [api_server.py:1] vLLM API server version 0.32.0 " + "x" * 300)
+    shown = capsys.readouterr().err
+    assert "x" * 300 not in shown and "…" in shown
+    bar.tick()
+    bar.progress("healthy after 31.0 s")
+    bar.close()
+    last = capsys.readouterr().err.rstrip().split("\r")[-1]
+    assert "healthy after 31.0 s" in last and "\n" not in last.strip()

@@ -31,10 +31,11 @@ WARM_LOG = "warm-start.log"
 
 
 def make_workspace(source: Path, dest: Path) -> list[Path]:
-    """Copy every notebook of `source` that `dest` does not have yet; the copies made."""
+    """Copy every notebook of `source` (and the pages they link, such as the glossary) that
+    `dest` does not have yet; the copies made."""
     dest.mkdir(parents=True, exist_ok=True)
     made = []
-    for notebook in sorted(source.glob("*.ipynb")):
+    for notebook in sorted([*source.glob("*.ipynb"), *source.glob("*.md")]):
         target = dest / notebook.name
         if not target.exists():
             shutil.copy2(notebook, target)

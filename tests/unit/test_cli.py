@@ -73,7 +73,8 @@ def test_up_expose_is_explicit_and_warns(capsys):
 def test_workspace_copies_once_and_reset_keeps_a_backup(tmp_path):
     source, dest = shipped_notebooks_dir(), tmp_path / "work"
     made = make_workspace(source, dest)
-    assert sorted(p.name for p in made) == sorted(p.name for p in source.glob("*.ipynb"))
+    assert sorted(p.name for p in made) == sorted(
+        p.name for p in [*source.glob("*.ipynb"), source / "GLOSSARY.md"])
     module2 = made[1]
     module2.write_text("{}")
     assert make_workspace(source, dest) == [] and module2.read_text() == "{}"

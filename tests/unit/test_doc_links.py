@@ -18,3 +18,17 @@ def test_the_intro_links_the_official_docs(notebook):
     text = intro["source"] if isinstance(intro["source"], str) else "".join(intro["source"])
     assert "**Read more:**" in text
     assert len(LINK.findall(text)) >= 2
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_intro_links_the_glossary_beside_it_and_the_workspace_has_it(notebook, tmp_path):
+    """JupyterLab serves the learner's copies only (my-notebooks/): the glossary is linked
+    beside the notebook and copied with it, so the link opens in the browser."""
+    from lab_helpers.cli.start import make_workspace
+
+    intro = json.loads(notebook.read_text())["cells"][0]
+    text = intro["source"] if isinstance(intro["source"], str) else "".join(intro["source"])
+    assert "(GLOSSARY.md)" in text
+    assert (notebook.parent / "GLOSSARY.md").is_file()
+    make_workspace(notebook.parent, tmp_path)
+    assert (tmp_path / "GLOSSARY.md").read_text() == (notebook.parent / "GLOSSARY.md").read_text()

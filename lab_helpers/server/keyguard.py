@@ -52,7 +52,7 @@ from typing import Any
 KEY_FILE_ENV = "LAB_API_KEY_FILE"
 # What this launcher does, as a number that is part of every server's config hash: a server
 # started by an older launcher (e.g. one without room keys) is replaced, not reused.
-LAUNCHER_REVISION = 4
+LAUNCHER_REVISION = 5
 ROOM_KEYS_ENV = "LAB_ROOM_KEYS_FILE"
 OPTIONS_NAME = "options.json"  # beside the room's keys file
 

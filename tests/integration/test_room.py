@@ -64,6 +64,7 @@ def test_thirty_attendees_one_revoked_mid_run(room_server):
     errors: list[str] = []
     refused_after_revoke = threading.Event()
     revoked_at: list[float] = []
+    answered_at: dict[str, float] = {}  # each attendee's last answer
     start = time.monotonic()
 
     def attendee(name: str) -> None:
@@ -72,6 +73,7 @@ def test_thirty_attendees_one_revoked_mid_run(room_server):
                 answer = chat(srv.base_url, keys[name], client, srv.model_name)
                 if answer.status_code == 200:
                     usage = answer.json()["usage"]
+                    answered_at[name] = time.monotonic()
                     sent[name] += 1
                     tokens[name][0] += usage["prompt_tokens"]
                     tokens[name][1] += usage["completion_tokens"]
@@ -94,8 +96,9 @@ def test_thirty_attendees_one_revoked_mid_run(room_server):
     assert refused_after_revoke.is_set(), "the revoked key was never refused"
     others = [n for n in names if n != revoked]
     assert all(sent[n] > 0 for n in others), "every other attendee got answers"
-    # after the revocation the others went on: the run lasted well past it
-    assert time.monotonic() - revoked_at[0] >= RUN_S - REVOKE_AT_S - 1
+    # after the revocation the others went on: each got answers after it
+    late = [n for n in others if answered_at.get(n, 0) <= revoked_at[0]]
+    assert late == [], f"no answer after the revocation for {late}"
 
     usage = room_usage(srv)
     for name in names:

@@ -20,7 +20,8 @@ def test_up_dry_run_prints_the_gpu_command(capsys):
 
 
 @pytest.mark.skipif(gpu_status()[0], reason="this machine has a GPU")
-def test_up_gpu_without_gpu_fails_with_the_fix(capsys):
+def test_up_gpu_without_gpu_fails_with_the_fix(capsys, lab_home):
+    # (its own lab home: the test lab's chat server may be starting, holding the name's lock)
     assert main(["up", "--profile", "gpu", "--runtime", "local"]) == 2
     err = capsys.readouterr().err
     assert "GPU" in err and "--profile cpu" in err

@@ -59,3 +59,13 @@ def test_first_cell_figures_in_the_readme_are_the_results_file():
     readme = TEXTS["README.md"]
     assert f"{result['first_cell_s']} s" in readme
     assert f"{result['cold_first_cell_s']:.0f} s cold" in readme
+
+
+def test_module_1s_cold_start_figures_are_the_results_file():
+    """Module 1's KV-cache section quotes the cold starts of benchmarks/startup.py."""
+    medians = {r["runtime"]: r["cold_median_s"] for r in
+               json.loads((RESULTS / "startup.json").read_text())["results"]}
+    notebook = json.loads((REPO_ROOT / "notebooks" / "01_deploy_and_chat.ipynb").read_text())
+    text = " ".join("".join(c["source"]) for c in notebook["cells"]).replace("\n", " ")
+    assert (f"{medians['podman']:.0f} s in Podman, {medians['local']:.0f} s as a local process"
+            in text)

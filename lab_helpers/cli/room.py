@@ -52,7 +52,7 @@ def _print_sheet(server_name: str) -> None:
           "pastes their line above")
     print("benchmarks against this server: " + (
         "allowed" if allow_benchmarks(server_name) else
-        "not allowed (an attendee's module 5 refuses it and points to a server of their own, "
+        "not allowed (an attendee's module 5 benchmarks a server of their own instead, "
         f"and the server runs at most {ATTENDEE_IN_FLIGHT} requests at once per attendee; "
         "`vllm-lab room benchmarks on` allows them without a restart)"))
 

@@ -163,9 +163,9 @@ def benchmark_refusal(base_url: str) -> LabError | None:
         cause="a benchmark sends as many requests as the server can take, so everyone else's "
               "answers would slow down while it runs; the instructor has not allowed "
               "benchmarks in this room",
-        fix="benchmark a server of your own instead: start one beside the room's, e.g. "
-            "srv = server.start(chat_server(PROFILE, name=\"my-chat\", port=server.free_port()))"
-            ", then bench.Target.from_server(srv); or leave "
+        fix="benchmark a server of your own instead (module 5's start cell starts one when it "
+            "finds the room's): srv = server.start(chat_server(PROFILE, name=\"my-chat\")), "
+            "then bench.Target.from_server(srv); or leave "
             f"the room ({LEAVE_FIX}). The instructor can allow benchmarks: vllm-lab room "
             "benchmarks on (then join again with your new join file).")
 

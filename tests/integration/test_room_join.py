@@ -4,9 +4,10 @@ with the other integration tests), and a second lab home beside it is the attend
 In the attendee's lab, after `vllm-lab join alice.json`: `server.start(chat_server(...))`
 returns the room's server (nothing starts there) and says so, a chat answers with alice's key,
 stopping it leaves it running, module 5 refuses to benchmark it (the instructor did not allow
-it), and once the instructor revokes alice the next request and the next start fail with the
-fix (ask for a new key). The core paths of modules 2, 3 and 4 then run unchanged in a joined
-lab, every request counted under the attendee's name.
+it) and its start cell starts a server of the attendee's own instead, and once the instructor
+revokes alice the next request and the next start fail with the fix (ask for a new key). The
+core paths of modules 2, 3 and 4 then run unchanged in a joined lab, every request counted
+under the attendee's name.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from lab_helpers.paths import REPO_ROOT, lab_home, port_base
 from lab_helpers.server import room
 from lab_helpers.server.config import chat_server
 from lab_helpers.server.room_join import RoomKeyRefused
-from lab_helpers.server.room_settings import joined_room, room_key_file
+from lab_helpers.server.room_settings import benchmark_refusal, joined_room, room_key_file
 from tests.notebook_agenda import core_cells
 
 pytestmark = pytest.mark.integration
@@ -112,6 +113,22 @@ def test_an_attendee_uses_the_rooms_server(host, attendee_home, capsys):
             bench.run_benchmark(target, bench.concurrent([1], max_requests=1))
         assert "slow" in refused.value.cause and "vllm-lab room benchmarks on" in refused.value.fix
         assert [c.ok for c in room_checks()] == [True]
+
+        # Module 5's start cell, as the attendee runs it: a server of their own to benchmark.
+        module5 = nbformat.read(REPO_ROOT / "notebooks" / "05_benchmark.ipynb", as_version=4)
+        cells = [c.source for c in module5.cells if c.cell_type == "code"]
+        start_cell = next(c for c in cells if "benchmark_refusal(srv.base_url)" in c)
+        names: dict = {}
+        for source in (cells[0], next(c for c in cells if c.startswith("PROFILE")), start_cell):
+            exec(source, names)  # noqa: S102 - the notebook's own cells
+        own = names["srv"]
+        try:
+            assert own.name == "my-chat" and own.runtime.kind != "room"
+            assert own.base_url != host.base_url and benchmark_refusal(own.base_url) is None
+            assert names["target"].api_key == own.api_key != key
+        finally:
+            own.stop()
+        assert host.health()
 
     room.revoke_attendee(host.name, "alice")  # the instructor's side
     with in_lab(attendee_home, attendee_base):

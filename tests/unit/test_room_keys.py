@@ -56,11 +56,16 @@ def sample(name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def guard(lab_home, monkeypatch, tmp_path):
+def room_env(lab_home, monkeypatch, tmp_path) -> None:
+    """A launcher's environment: the server's key file and the room "roomtest"'s keys file."""
     key_file = tmp_path / "server.key"
     key_file.write_text("instructor-key")
     monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
     monkeypatch.setenv(ROOM_KEYS_ENV, str(room.keys_path("roomtest")))
+
+
+@pytest.fixture
+def guard(room_env):
     return KeyGuard(vllm_like)
 
 
@@ -174,11 +179,7 @@ def read_metrics(guard: KeyGuard, key: str, path: str = "/metrics") -> tuple[dic
     return sent[0], b"".join(m.get("body", b"") for m in sent[1:])
 
 
-def test_an_attendee_reads_metrics_without_the_other_attendees(lab_home, monkeypatch, tmp_path):
-    key_file = tmp_path / "server.key"
-    key_file.write_text("instructor-key")
-    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
-    monkeypatch.setenv(ROOM_KEYS_ENV, str(room.keys_path("roomtest")))
+def test_an_attendee_reads_metrics_without_the_other_attendees(room_env):
     guard = KeyGuard(metrics_app)
     alice = room.add_attendee("roomtest", "alice")
     # vLLM answers every path that starts with /metrics with the metrics page
@@ -249,11 +250,7 @@ async def open_requests(guard: KeyGuard, key: str, count: int, app: HeldStream,
 
 
 def test_an_attendee_runs_a_limited_number_of_requests_at_once_unless_benchmarks_are_allowed(
-        lab_home, monkeypatch, tmp_path):
-    key_file = tmp_path / "server.key"
-    key_file.write_text("instructor-key")
-    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
-    monkeypatch.setenv(ROOM_KEYS_ENV, str(room.keys_path("roomtest")))
+        room_env):
     erin = room.add_attendee("roomtest", "erin")
     over = keyguard.ATTENDEE_IN_FLIGHT + 3
 
@@ -273,11 +270,7 @@ def test_an_attendee_runs_a_limited_number_of_requests_at_once_unless_benchmarks
     assert [a[0]["status"] for a in answers] == [200] * over
 
 
-def test_a_key_revoked_mid_answer_gets_no_more_of_it(lab_home, monkeypatch, tmp_path):
-    key_file = tmp_path / "server.key"
-    key_file.write_text("instructor-key")
-    monkeypatch.setenv(KEY_FILE_ENV, str(key_file))
-    monkeypatch.setenv(ROOM_KEYS_ENV, str(room.keys_path("roomtest")))
+def test_a_key_revoked_mid_answer_gets_no_more_of_it(room_env):
     frank = room.add_attendee("roomtest", "frank")
     grace = room.add_attendee("roomtest", "grace")
     app = HeldStream()

@@ -107,12 +107,11 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def _cmd_benchmarks(args: argparse.Namespace) -> int:
-    from .. import server
     from ..server.room import set_allow_benchmarks, write_join_sheet
 
-    server.get(args.server)  # the room's server runs (else: the error says how to start it)
+    base_url = _base_url(args.server)  # first: a room not running changes nothing (its error)
     set_allow_benchmarks(args.server, args.state == "on")
-    write_join_sheet(args.server, _base_url(args.server))
+    write_join_sheet(args.server, base_url)
     print(f"benchmarks against {args.server}: " + (
         "allowed; the server's limit of requests at once per attendee is lifted now" if
         args.state == "on" else f"not allowed; the server runs at most {ATTENDEE_IN_FLIGHT} "

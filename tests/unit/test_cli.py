@@ -134,3 +134,10 @@ def test_warm_start_with_the_gpu_profile_and_no_gpu_starts_nothing(lab_home, mon
     monkeypatch.setenv("VLLM_LAB_PROFILE", "gpu")
     assert warm_start(lab_profile()).action == "off"
     assert not (lab_home / "logs" / "warm-start.log").exists()
+
+
+def test_room_benchmarks_without_a_running_room_changes_nothing(capsys, lab_home, monkeypatch):
+    monkeypatch.setenv("VLLM_LAB_RUNTIME", "local")
+    assert main(["room", "benchmarks", "on"]) == 2
+    assert "No running lab server named 'chat'" in capsys.readouterr().err
+    assert not list((lab_home / "servers").glob("*.room/options.json"))

@@ -1,9 +1,10 @@
 """How many attendees one server holds, and how many servers a room needs, from a saved run.
 
 Module 5 saves every GuideLLM run under `<lab home>/benchmarks/<time>-<label>/summary.csv`
-(the tidy table of report.py). Room mode reads the newest sweep of the lab's vLLM server
-(bench/saved.py) and takes module 5's capacity (`bench.capacity`: the best level that met the
-latency targets, ACME's p95 TTFT and p95 end-to-end, without errors) as users at once. One
+(the tidy table of report.py). Room mode reads the newest sweep of the room's own server (its
+model and port, from GuideLLM's report: bench/saved.py) and takes module 5's capacity
+(`bench.capacity`: the best level that met the latency targets, ACME's p95 TTFT and p95
+end-to-end, without errors) as users at once. One
 attendee counts as one concurrent user: the room's worst moment, when everyone runs the same
 cell at once.
 """
@@ -44,10 +45,12 @@ class RoomCapacity:
                 f"{need} server{'s' if need != 1 else ''}.")
 
 
-def room_capacity(results: Path | None = None, slo: SLO = ACME) -> RoomCapacity | None:
+def room_capacity(results: Path | None = None, slo: SLO = ACME, *,
+                  server: tuple[str, int | None] | None = None) -> RoomCapacity | None:
     """From the newest saved sweep of the lab's vLLM server (`bench.saved.latest_sweep`: not a
-    tuning variant, not the llama.cpp peer); None when there is none."""
-    sweep = latest_sweep(results)
+    tuning variant, not the llama.cpp peer), of `server` (model name, port) when given; None
+    when there is none."""
+    sweep = latest_sweep(results, server=server)
     if sweep is None:
         return None
     best = capacity(sweep.frame, slo)

@@ -9,9 +9,11 @@ capacity both read it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from .run import results_dir
 
@@ -27,6 +29,16 @@ class SavedRun:
 
     folder: Path
     frame: pd.DataFrame
+
+    def backend(self) -> tuple[str, int | None] | None:
+        """(model, port) GuideLLM sent the run to, from its `benchmarks.json`; None when the
+        report is missing or unreadable."""
+        try:
+            report = json.loads((self.folder / "benchmarks.json").read_text())
+            backend = report["config"]["spec"]["backend"]
+            return str(backend["model"]), urlsplit(str(backend["target"])).port
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
 
 def saved_runs(folder: Path | None = None) -> list[SavedRun]:
@@ -46,12 +58,15 @@ def saved_runs(folder: Path | None = None) -> list[SavedRun]:
     return [run for _, run in sorted(found, key=lambda item: item[0])]
 
 
-def latest_sweep(folder: Path | None = None) -> SavedRun | None:
-    """The newest saved run that swept concurrent users on vLLM (module 5's section 2)."""
+def latest_sweep(folder: Path | None = None, *,
+                 server: tuple[str, int | None] | None = None) -> SavedRun | None:
+    """The newest saved run that swept concurrent users on vLLM (module 5's section 2); with
+    `server` (model name, port), the newest that measured that server."""
     for run in reversed(saved_runs(folder)):
         frame = run.frame
         labels = frame["run"].astype(str)
         if ((frame["strategy"] == "concurrent").all() and frame["load"].nunique()
-                >= MIN_SWEEP_LEVELS and not labels.str.lower().str.startswith("llama").any()):
+                >= MIN_SWEEP_LEVELS and not labels.str.lower().str.startswith("llama").any()
+                and (server is None or run.backend() == server)):
             return run
     return None

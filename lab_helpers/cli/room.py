@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import socket
 
-from ..server.keyguard import ATTENDEE_IN_FLIGHT
+from ..server.room_guard import ATTENDEE_IN_FLIGHT
 
 ROOM_SERVER = "chat"
 
@@ -81,10 +81,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
     ensure_attendees(srv.name, args.attendees)
     set_allow_benchmarks(srv.name, args.allow_benchmarks)
     _print_sheet(srv.name)
-    capacity = room_capacity()
+    capacity = room_capacity(server=(srv.model_name, srv.info.port))
     print(capacity.describe(args.attendees) if capacity else
-          "Capacity: no benchmark saved yet. Run module 5 on this server (or bench.run_benchmark "
-          "with concurrent users) to see how many attendees one server holds.")
+          f"Capacity: no benchmark of this server ({srv.model_name} on port {srv.info.port}) "
+          "saved yet. Run module 5's section 2 against it (or bench.run_benchmark with "
+          "concurrent users) to see how many attendees one server holds.")
     return 0
 
 
@@ -121,7 +122,7 @@ def _cmd_benchmarks(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from ..metrics.room import RoomMonitor
+    from ..metrics.room import ACTIVE_WITHIN_S, AttendeeUsage, RoomMonitor
     from ..server.room import attendees
 
     names = sorted(attendees(args.server))
@@ -130,13 +131,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     kv = "?" if sample.kv_cache_usage_pct is None else f"{sample.kv_cache_usage_pct:.0f}%"
     print(f"server {args.server}: {sample.requests_running:.0f} requests running, "
           f"{sample.requests_waiting:.0f} waiting, KV cache {kv} used")
-    print(f"{'ATTENDEE':<16} {'REQUESTS':>9} {'PROMPT TOK':>11} {'OUTPUT TOK':>11}")
+    print(f"{'ATTENDEE':<16} {'NOW':<11} {'REQUESTS':>9} {'PROMPT TOK':>11} {'OUTPUT TOK':>11}")
     for name in sorted(set(names) | set(usage)):
-        used = usage.get(name)
+        used = usage.get(name, AttendeeUsage())
         note = "" if name in names else "  (revoked)"
-        print(f"{name:<16} {used.requests if used else 0:>9} "
-              f"{used.prompt_tokens if used else 0:>11} "
-              f"{used.completion_tokens if used else 0:>11}{note}")
+        print(f"{name:<16} {used.activity(sample.time):<11} {used.requests:>9} "
+              f"{used.prompt_tokens:>11} {used.completion_tokens:>11}{note}")
+    active = sum(1 for name in names if usage.get(name, AttendeeUsage()).activity(sample.time)
+                 not in ("idle", "never"))  # of the attendees holding a key now
+    print(f"{active} of {len(names)} attendees active (a request within "
+          f"{ACTIVE_WITHIN_S / 60:.0f} min or one running)")
     return 0
 
 

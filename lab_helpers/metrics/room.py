@@ -1,8 +1,9 @@
 """Room mode's figures: requests and tokens per attendee, from the server's own /metrics.
 
 The lab's launcher counts every attendee's requests (`lab_room_requests_total`) and the prompt
-and completion tokens of answers that carry `usage` (`lab_room_tokens_total`), labelled with the
-attendee's name, never their key (lab_helpers/server/keyguard.py).
+and completion tokens of answers that carry `usage` (`lab_room_tokens_total`), and shows who is
+active now (`lab_room_requests_running`, `lab_room_last_request_timestamp_seconds`), labelled
+with the attendee's name, never their key (lab_helpers/server/room_guard.py).
 """
 
 from __future__ import annotations
@@ -15,28 +16,50 @@ from prometheus_client.parser import text_string_to_metric_families
 from ..connect import QUICK_TIMEOUT_S
 from .parse import _connect, parse_metrics
 
+# An attendee whose last request came this recently is "active" in `room status`.
+ACTIVE_WITHIN_S = 120.0
+
 
 @dataclass(frozen=True)
 class AttendeeUsage:
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    running: int = 0
+    """Their requests running on the server now."""
+    last_request: float | None = None
+    """When their last request came (Unix time), None if never."""
+
+    def activity(self, now: float | None = None) -> str:
+        """'N running', 'active' (a request within ACTIVE_WITHIN_S), 'idle' or 'never'."""
+        if self.running:
+            return f"{self.running} running"
+        if self.last_request is None:
+            return "never"
+        ago = (time.time() if now is None else now) - self.last_request
+        return "active" if ago <= ACTIVE_WITHIN_S else "idle"
+
+
+# family name -> field of AttendeeUsage (tokens: "<kind>_tokens")
+_FIELDS = {"lab_room_requests": "requests", "lab_room_requests_running": "running",
+           "lab_room_last_request_timestamp_seconds": "last_request"}
 
 
 def attendee_usage(metrics_text: str) -> dict[str, AttendeeUsage]:
     """name -> what that attendee used since the server started (only attendees who sent)."""
-    found: dict[str, dict[str, int]] = {}
+    found: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(metrics_text):
-        if family.name not in ("lab_room_requests", "lab_room_tokens"):
+        if family.name not in (*_FIELDS, "lab_room_tokens"):
             continue
         for sample in family.samples:
-            if not sample.name.endswith("_total"):
-                continue  # the *_created samples
+            if sample.name.endswith("_created"):
+                continue  # a counter's creation time, not a count
             counts = found.setdefault(sample.labels["attendee"], {})
-            field = ("requests" if family.name == "lab_room_requests"
-                     else f"{sample.labels['kind']}_tokens")
-            counts[field] = counts.get(field, 0) + int(sample.value)
-    return {name: AttendeeUsage(**counts) for name, counts in sorted(found.items())}
+            field = _FIELDS.get(family.name) or f"{sample.labels['kind']}_tokens"
+            counts[field] = counts.get(field, 0) + sample.value
+    return {name: AttendeeUsage(**{k: v if k == "last_request" else int(v)
+                                   for k, v in counts.items()})
+            for name, counts in sorted(found.items())}
 
 
 def room_usage(target, timeout: float = QUICK_TIMEOUT_S) -> dict[str, AttendeeUsage]:
@@ -81,20 +104,32 @@ class RoomMonitor:
         return taken
 
     def table(self):
-        """One row per attendee: totals, and requests since the sample before the last."""
+        """One row per attendee: totals, requests since the sample before the last, and
+        what they are doing now (`AttendeeUsage.activity`)."""
         import pandas as pd
 
+        columns = ["now", "requests", "prompt_tokens", "completion_tokens",
+                   "requests_since_last"]
         if not self.samples:
-            return pd.DataFrame(columns=["requests", "prompt_tokens", "completion_tokens",
-                                         "requests_since_last"])
-        last = self.samples[-1].usage
-        before = self.samples[-2].usage if len(self.samples) > 1 else last  # no interval yet
-        rows = {name: {"requests": u.requests, "prompt_tokens": u.prompt_tokens,
+            return pd.DataFrame(columns=columns)
+        last = self.samples[-1]
+        before = self.samples[-2].usage if len(self.samples) > 1 else last.usage
+        rows = {name: {"now": u.activity(last.time), "requests": u.requests,
+                       "prompt_tokens": u.prompt_tokens,
                        "completion_tokens": u.completion_tokens,
                        "requests_since_last": u.requests - before.get(
                            name, AttendeeUsage()).requests}
-                for name, u in last.items()}
-        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("attendee")
+                for name, u in last.usage.items()}
+        return pd.DataFrame.from_dict(rows, orient="index", columns=columns) \
+            .rename_axis("attendee")
+
+    def load_history(self):
+        """The server's load over time: requests running and waiting (all attendees)."""
+        import pandas as pd
+
+        return pd.DataFrame([{"time": pd.Timestamp(s.time, unit="s"),
+                              "running": s.requests_running, "waiting": s.requests_waiting}
+                             for s in self.samples], columns=["time", "running", "waiting"])
 
     def history(self):
         """Long table: time, attendee, requests, tokens (prompt + completion)."""

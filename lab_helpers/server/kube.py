@@ -17,8 +17,9 @@ import yaml
 
 from ..errors import ServerNotFound
 from ..paths import container_name
+from .keyguard import LAUNCHER_FILES
 from .keys import key_file
-from .podman import KEY_MOUNT, LAUNCHER, LAUNCHER_MOUNT
+from .podman import KEY_MOUNT, LAUNCHER, LAUNCHER_DIR
 from .podman_cli import run_podman
 from .room import KEYS_NAME, ROOM_MOUNT, keys_path
 
@@ -55,8 +56,9 @@ def kube_setup_commands(name: str = "chat") -> str:
     commands = [
         f"kubectl create secret generic {secret_name(name)} "
         f"--from-file={KEY_ITEM}={shlex.quote(str(key_file(name)))}",
-        f"kubectl create configmap {LAUNCHER_CONFIGMAP} "
-        f"--from-file=keyguard.py={shlex.quote(str(LAUNCHER))}",
+        f"kubectl create configmap {LAUNCHER_CONFIGMAP} " + " ".join(
+            f"--from-file={file}={shlex.quote(str(LAUNCHER.with_name(file)))}"
+            for file in LAUNCHER_FILES),
     ]
     if keys_path(name).exists():
         commands.append(f"kubectl create secret generic {room_secret_name(name)} "
@@ -68,15 +70,16 @@ def _rewrite(doc: dict, name: str) -> dict:
     if doc.get("kind") != "Pod":
         return doc
     spec = doc["spec"]
+    launcher_mounts = {f"{LAUNCHER_DIR}/{file}": file for file in LAUNCHER_FILES}
     replaced: dict[str, dict] = {}
     for container in spec.get("containers", []):
         for mount in container.get("volumeMounts", []):
             if mount["mountPath"] == KEY_MOUNT:
                 replaced[mount["name"]] = {"secret": {"secretName": secret_name(name)}}
                 mount["subPath"] = KEY_ITEM
-            elif mount["mountPath"] == LAUNCHER_MOUNT:
+            elif mount["mountPath"] in launcher_mounts:  # each file from the one ConfigMap
                 replaced[mount["name"]] = {"configMap": {"name": LAUNCHER_CONFIGMAP}}
-                mount["subPath"] = "keyguard.py"
+                mount["subPath"] = launcher_mounts[mount["mountPath"]]
             elif mount["mountPath"] == ROOM_MOUNT:
                 replaced[mount["name"]] = {"secret": {"secretName": room_secret_name(name),
                                                       "optional": True}}

@@ -22,7 +22,7 @@ from ..paths import container_name, lab_instance, vllm_cache_dir
 from .base import Runtime
 from .config import COMPILE_IMAGE, CONTAINER_MODEL_ROOT, CONTAINER_PORT, ServerConfig
 from .handle import ServerInfo
-from .keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV
+from .keyguard import KEY_FILE_ENV, LAUNCHER_FILES, ROOM_KEYS_ENV
 from .keys import key_file
 from .podman_cli import (
     image_exists,
@@ -41,13 +41,20 @@ LAUNCHER = Path(__file__).with_name("keyguard.py")
 LABEL = "io.vllm-lab"
 MANAGED = f"{LABEL}.managed=true"
 KEY_MOUNT = "/run/secrets/vllm-lab-api-key"
-LAUNCHER_MOUNT = "/opt/vllm-lab/keyguard.py"
+LAUNCHER_DIR = "/opt/vllm-lab"
+LAUNCHER_MOUNT = f"{LAUNCHER_DIR}/{LAUNCHER.name}"
 # The lab's CPU image keeps vLLM in /opt/venv; the upstream GPU image has it in its python3.
 CPU_IMAGE_PYTHON = "/opt/venv/bin/python"
 HEALTH_CMD = (
     "{python} -c \"import urllib.request,sys; "
     "sys.exit(urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=3).status != 200)\""
 )
+
+
+def launcher_volumes() -> list[str]:
+    """The launcher's files, each mounted read-only into LAUNCHER_DIR (side by side)."""
+    return [arg for name in LAUNCHER_FILES
+            for arg in ("--volume", f"{LAUNCHER.with_name(name)}:{LAUNCHER_DIR}/{name}:ro")]
 
 
 def image_python(image: str) -> str:
@@ -78,7 +85,7 @@ class PodmanRuntime(Runtime, register=True):
             "--label", f"{LABEL}.config-hash={config.config_hash()}",
             "--publish", f"{config.host}:{config.port}:{CONTAINER_PORT}",
             "--volume", f"{key_file(config.name)}:{KEY_MOUNT}:ro",
-            "--volume", f"{LAUNCHER}:{LAUNCHER_MOUNT}:ro",
+            *launcher_volumes(),
             "--env", f"{KEY_FILE_ENV}={KEY_MOUNT}",
             # Room mode: the attendees' keys. The folder, not the file, so that a replaced
             # file (an attendee added or revoked) is what the launcher reads next.

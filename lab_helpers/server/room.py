@@ -140,7 +140,7 @@ def allow_benchmarks(server_name: str) -> bool:
 
 def set_allow_benchmarks(server_name: str, allowed: bool) -> None:
     """Recorded for the join files, and enforced by the server's launcher from its next
-    request: without it an attendee runs at most keyguard.ATTENDEE_IN_FLIGHT requests at
+    request: without it an attendee runs at most room_guard.ATTENDEE_IN_FLIGHT requests at
     once."""
     replace_file(room_dir(server_name) / OPTIONS_NAME,
                  json.dumps({"allow_benchmarks": allowed}) + "\n")

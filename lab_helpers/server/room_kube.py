@@ -2,10 +2,10 @@
 
 Two files in `<lab home>/servers/<name>.k8s/` (0700):
 
-- `room.yaml`, no key in it: a ConfigMap with the lab's launcher (keyguard.py), a Deployment
-  (the same launcher, vLLM arguments and environment as the Podman container, a readiness
-  probe on /health, resource requests; the GPU profile adds an `nvidia.com/gpu` limit and runs
-  the upstream image) and a Service;
+- `room.yaml`, no key in it: a ConfigMap with the lab's launcher (keyguard.py and
+  room_guard.py), a Deployment (the same launcher, vLLM arguments and environment as the
+  Podman container, a readiness probe on /health, resource requests; the GPU profile adds an
+  `nvidia.com/gpu` limit and runs the upstream image) and a Service;
 - `room-secrets.yaml` (0600, like the room file): the Secrets the Deployment names, the
   instructor's key and the attendees' keys file, exactly as `kube.py` (module 1's export)
   names them.
@@ -23,23 +23,22 @@ import base64
 import json
 import secrets
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import yaml
 
 from ..errors import LabError
 from ..paths import container_name, replace_file, servers_dir
 from .config import CONTAINER_MODEL_ROOT, CONTAINER_PORT, ServerConfig
-from .keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV
+from .keyguard import KEY_FILE_ENV, LAUNCHER_FILES, ROOM_KEYS_ENV
 from .keys import key_file
 from .kube import KEY_ITEM, kube_documents, room_secret_name, secret_name
-from .podman import LAUNCHER, LAUNCHER_MOUNT, image_python
+from .podman import LAUNCHER, LAUNCHER_DIR, LAUNCHER_MOUNT, image_python
 from .room import KEYS_NAME, OPTIONS_NAME, ROOM_MOUNT, allow_benchmarks, attendees
 
 MANIFESTS = "room.yaml"
 SECRETS = "room-secrets.yaml"
 HEALTH_PATH = "/health"
-LAUNCHER_DIR = str(PurePosixPath(LAUNCHER_MOUNT).parent)
 KEY_DIR = "/run/secrets/vllm-lab"
 HF_TOKEN_ITEM = "token"
 # Starting points, not measurements of a cluster: the CPU server used 3.3 GB here
@@ -78,7 +77,7 @@ def _http_probe(period: int, failures: int, timeout: int = 3) -> dict:
 def _volumes(config: ServerConfig) -> tuple[list[dict], list[dict], dict[str, str]]:
     """(volumes, mounts, ConfigMap files): keys from Secrets, the launcher from a ConfigMap."""
     name = config.name
-    files = {"keyguard.py": LAUNCHER.read_text()}
+    files = {file: LAUNCHER.with_name(file).read_text() for file in LAUNCHER_FILES}
     volumes = [
         {"name": "api-key", "secret": {"secretName": secret_name(name), "defaultMode": 0o400}},
         {"name": "room-keys", "secret": {"secretName": room_secret_name(name),

@@ -4,8 +4,9 @@
     RoomDashboard("chat")        # the room's server: a lab server name or a Server
 
 A summary line (attendees, requests running and waiting, KV cache in use), a table of every
-attendee's requests and tokens with who was active in the last interval, and a plot of each
-attendee's requests over time. The data comes from the server's own /metrics, sampled by a
+attendee's requests and tokens with what each is doing now (requests running, active within
+the last minutes, idle), and plots over time of each attendee's requests and tokens and of the
+server's load. The data comes from the server's own /metrics, sampled by a
 `RoomMonitor` (lab_helpers.metrics.room); the attendees' names come from the room file, so a
 revoked attendee is marked as such. Polling backs off while nothing changes.
 """
@@ -60,6 +61,11 @@ class RoomDashboard(widgets.VBox):
         return self._table.value
 
     @property
+    def plot_png(self) -> bytes:
+        """The plots as PNG (empty before any attendee sent a request)."""
+        return bytes(self._plot.value)
+
+    @property
     def status(self) -> str:
         return self._status.value
 
@@ -92,7 +98,7 @@ class RoomDashboard(widgets.VBox):
         for name in sorted(set(table.index) | names):
             row = table.loc[name] if name in table.index else None
             state = ("revoked" if name not in names else
-                     "active" if row is not None and row["requests_since_last"] > 0 else "idle")
+                     str(row["now"]) if row is not None else "never")
             numbers = ([int(row[c]) for c in ("requests", "prompt_tokens", "completion_tokens")]
                        if row is not None else [0, 0, 0])
             rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>"
@@ -112,14 +118,23 @@ class RoomDashboard(widgets.VBox):
             return
         from matplotlib.figure import Figure  # no pyplot: this runs on the poller's thread
 
-        fig = Figure(figsize=(7.2, 3.0))
-        ax = fig.subplots()
+        fig = Figure(figsize=(7.2, 7.5))
+        requests, tokens, load = fig.subplots(3, 1, sharex=True)
         for name, part in history.groupby("attendee"):
-            ax.plot(part["time"], part["requests"], marker=".", label=str(name))
-        ax.set_ylabel("requests (total)")
-        ax.set_title("Requests per attendee")
+            requests.plot(part["time"], part["requests"], marker=".", label=str(name))
+            tokens.plot(part["time"], part["tokens"], marker=".", label=str(name))
+        requests.set_ylabel("requests (total)")
+        requests.set_title("Requests per attendee")
+        tokens.set_ylabel("tokens (total)")
+        tokens.set_title("Tokens per attendee (prompt + output)")
         if history["attendee"].nunique() <= 12:
-            ax.legend(fontsize="small", ncol=2)
+            requests.legend(fontsize="small", ncol=2)
+        server_load = self.monitor.load_history()
+        load.plot(server_load["time"], server_load["running"], marker=".", label="running")
+        load.plot(server_load["time"], server_load["waiting"], marker=".", label="waiting")
+        load.set_ylabel("requests")
+        load.set_title("Server load")
+        load.legend(fontsize="small")
         fig.autofmt_xdate()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", bbox_inches="tight")

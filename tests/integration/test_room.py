@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from lab_helpers.metrics.room import room_usage
-from lab_helpers.server import keyguard, room
+from lab_helpers.server import room, room_guard
 from lab_helpers.server.kube import kube_setup_commands, kube_yaml
 from lab_helpers.server.podman_cli import run_podman
 from lab_helpers.widgets.room_dashboard import RoomDashboard
@@ -88,6 +88,7 @@ def test_thirty_attendees_one_revoked_mid_run(room_server):
     for thread in threads:
         thread.start()
     time.sleep(REVOKE_AT_S)
+    mid_run = room_usage(srv)  # who is active now: requests running, a recent last request
     room.revoke_attendee(srv.name, revoked)
     revoked_at.append(time.monotonic())
     for thread in threads:
@@ -100,7 +101,13 @@ def test_thirty_attendees_one_revoked_mid_run(room_server):
     late = [n for n in others if answered_at.get(n, 0) <= revoked_at[0]]
     assert late == [], f"no answer after the revocation for {late}"
 
+    ours = {n: u for n, u in mid_run.items() if n in keys}  # (earlier runs' names are idle)
+    assert sum(u.running for u in ours.values()) >= 1, ours
+    assert ours and all(u.activity() in ("active", "1 running") for u in ours.values()), ours
     usage = room_usage(srv)
+    assert sum(usage[n].running for n in names) == 0, "none running after the run"
+    assert all((usage[n].last_request or 0) >= (u.last_request or 0) > 0
+               for n, u in ours.items())
     for name in names:
         got = usage[name]
         assert (got.requests, got.prompt_tokens, got.completion_tokens) == \
@@ -134,8 +141,9 @@ def test_thirty_attendees_one_revoked_mid_run(room_server):
     board = RoomDashboard(srv, auto=False)  # the instructor's view of the same counts
     assert f"<td>{revoked}</td><td>revoked</td>" in board.table_html
     # (names[0] sent one more request above, after the run)
-    assert f"<td>{names[0]}</td><td>idle</td><td>{sent[names[0]] + 1}</td>" in board.table_html
+    assert f"<td>{names[0]}</td><td>active</td><td>{sent[names[0]] + 1}</td>" in board.table_html
     assert f"<b>{ATTENDEES - 1}</b> attendees" in board.summary
+    assert board.plot_png.startswith(b"\x89PNG")  # requests, tokens and load over time
     board.close()
     sheet = room.write_join_sheet(srv.name, srv.base_url)
     assert all(keys[n] in Path(sheet[0]).read_text() for n in others)
@@ -170,7 +178,7 @@ def test_the_room_limits_an_attendee_and_cuts_a_revoked_stream(room_server):
     room.set_allow_benchmarks(srv.name, False)
     with httpx.Client() as client:
         streams = [open_stream(client, srv.base_url, keys[heavy], srv.model_name)
-                   for _ in range(keyguard.ATTENDEE_IN_FLIGHT + 1)]
+                   for _ in range(room_guard.ATTENDEE_IN_FLIGHT + 1)]
         try:
             statuses = sorted(s.status_code for s in streams)
             refused = next(s for s in streams if s.status_code == 429)
@@ -178,7 +186,7 @@ def test_the_room_limits_an_attendee_and_cuts_a_revoked_stream(room_server):
         finally:
             for stream in streams:
                 stream.close()
-        assert statuses == [200] * keyguard.ATTENDEE_IN_FLIGHT + [429]
+        assert statuses == [200] * room_guard.ATTENDEE_IN_FLIGHT + [429]
 
         stream = open_stream(client, srv.base_url, keys[cut], srv.model_name)
         try:
@@ -208,15 +216,17 @@ def test_the_room_commands_an_instructor_types(chat_srv):
         keys = room.attendees(chat_srv.name)
         assert sorted(keys) == ["attendee-01", "attendee-02", "attendee-03"]
         assert all(key in up for key in keys.values())  # printed for the instructor
-        assert "attendees need" in up or "no benchmark saved" in up.lower() or \
+        assert "attendees need" in up or "no benchmark of this server" in up.lower() or \
             "would not help" in up
         with httpx.Client() as client:
             assert chat(chat_srv.base_url, keys["attendee-01"], client,
                         chat_srv.model_name).status_code == 200
         status = vllm_lab("room", "status")
         row = next(line for line in status.splitlines() if line.startswith("attendee-01"))
-        assert row.split()[1] == "1"
-        assert "requests running" in status
+        assert row.split()[1:3] == ["active", "1"]
+        never = next(line for line in status.splitlines() if line.startswith("attendee-02"))
+        assert never.split()[1:3] == ["never", "0"]
+        assert "requests running" in status and "1 of 3 attendees active" in status
         # benchmarks allowed on the running room: the server reads it, the join files say it
         assert "allowed" in vllm_lab("room", "benchmarks", "on")
         assert room.allow_benchmarks(chat_srv.name)

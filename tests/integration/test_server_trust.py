@@ -453,6 +453,10 @@ def test_podman_key_never_shows_and_guards_every_route(podman_chat):
     secrets = [v for v in pod_volumes(kube) if "secret" in v]
     assert secrets and not any(str(key_file(srv.name)) in json.dumps(v)
                                for v in pod_volumes(kube))
+    # the launcher's two files (keyguard.py, room_guard.py) come from one ConfigMap, no host path
+    launcher = [v for v in pod_volumes(kube) if "configMap" in v]
+    assert len(launcher) == 2 and not any(str(LAUNCHER.parent) in json.dumps(v)
+                                          for v in pod_volumes(kube))
     assert_key_required(srv)
 
 

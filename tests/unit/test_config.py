@@ -76,6 +76,9 @@ def test_podman_cpu_command(cpu_config):
     assert _value_after(argv, "--entrypoint") == ["/opt/venv/bin/python"]
     assert argv[image_at + 1] == "/opt/vllm-lab/keyguard.py"
     assert f"{key_file('chat')}:/run/secrets/vllm-lab-api-key:ro" in mounts
+    # ... with the room's policy beside it (keyguard.py imports room_guard.py)
+    for launcher_file in ("keyguard.py", "room_guard.py"):
+        assert f"{LAUNCHER.with_name(launcher_file)}:/opt/vllm-lab/{launcher_file}:ro" in mounts
     vllm_part = argv[image_at + 2:]
     assert _value_after(vllm_part, "--model") == ["/models/tiny-model"]
     assert _value_after(vllm_part, "--host") == ["0.0.0.0"]
@@ -130,7 +133,7 @@ def test_preview_is_the_command_and_hides_the_key(runtime, cpu_config, monkeypat
     text = runtime.preview(cpu_config)
     assert "secret-should-not-appear" not in text
     words = shlex.split(text)
-    while re.match(r"^[A-Z_]+=", words[0]):  # leading VAR=value assignments
+    while re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):  # leading VAR=value assignments
         words.pop(0)
     command = runtime.command(cpu_config)
     assert words[1:] == command[1:]

@@ -3,6 +3,7 @@ server (not a tuning variant, not the llama.cpp peer)."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -28,9 +29,14 @@ def _summary(label: str, levels: dict[int, tuple[float, float, float]]) -> pd.Da
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _save(folder, name: str, frame: pd.DataFrame, age_s: float) -> None:
+def _save(folder, name: str, frame: pd.DataFrame, age_s: float,
+          backend: tuple[str, str] = ("smollm2-135m-instruct", "http://127.0.0.1:8000")) -> None:
     (folder / name).mkdir()
     frame.to_csv(folder / name / "summary.csv", index=False)
+    report = {"config": {"spec": {"backend": {"kind": "openai_http", "model": backend[0],
+                                              "target": backend[1], "api_key": "**********"}}},
+              "benchmarks": []}  # what GuideLLM 0.8 writes first in benchmarks.json
+    (folder / name / "benchmarks.json").write_text(json.dumps(report))
     stamp = time.time() - age_s
     os.utime(folder / name / "summary.csv", (stamp, stamp))
 
@@ -68,3 +74,20 @@ def test_no_level_meeting_acmes_targets_says_more_servers_would_not_help(results
 
 def test_nothing_saved_is_none(tmp_path):
     assert room_capacity(tmp_path) is None
+
+
+def test_only_a_sweep_of_the_rooms_own_server_counts(results):
+    """A newer sweep of another model, or of a server on another port, says nothing about the
+    room's server: `room up` asks for its own (model, port)."""
+    _save(results, "20261202-102000-other-model", _summary("module 5", {1: (1.0, 1.0, 5.0),
+          2: (1.0, 1.0, 9.0), 4: (1.0, 1.0, 12.0)}), age_s=50,
+          backend=("qwen2.5-3b-instruct", "http://127.0.0.1:8000"))
+    _save(results, "20261202-103000-other-port", _summary("module 5", {1: (1.0, 1.0, 5.0),
+          2: (1.0, 1.0, 9.0), 4: (1.0, 1.0, 12.0)}), age_s=40,
+          backend=("smollm2-135m-instruct", "http://127.0.0.1:18123"))
+    slo = SLO(ttft_p95_ms=10_000, latency_p95_s=50)
+    newest = room_capacity(results, slo)
+    assert newest is not None and newest.source.name == "20261202-103000-other-port"
+    ours = room_capacity(results, slo, server=("smollm2-135m-instruct", 8000))
+    assert ours is not None and ours.source.name == "20261202-100000-module-5"
+    assert room_capacity(results, slo, server=("smollm2-135m-instruct", 9999)) is None

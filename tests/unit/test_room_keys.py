@@ -12,12 +12,15 @@ import asyncio
 import json
 import os
 import stat
+import time
 
 import prometheus_client
 import pytest
 
-from lab_helpers.server import keyguard, room
-from lab_helpers.server.keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV, KeyGuard, usage_of
+from lab_helpers.metrics.room import attendee_usage
+from lab_helpers.server import room, room_guard
+from lab_helpers.server.keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV, KeyGuard
+from lab_helpers.server.room_guard import usage_of
 
 ANSWER = {"choices": [{"message": {"content": "hi"}}],
           "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
@@ -96,6 +99,13 @@ def test_requests_and_tokens_are_counted_per_attendee_name(guard):
     assert [b - a for a, b in zip(before, after, strict=True)] == [3, 11 + 5, 7 + 3]
     exposed = prometheus_client.generate_latest().decode()
     assert 'attendee="carol"' in exposed and carol not in exposed
+    # who is active: nothing of carol's runs now, and her last request was just now
+    assert sample("lab_room_requests_running", attendee="carol") == 0
+    assert time.time() - sample("lab_room_last_request_timestamp_seconds",
+                                attendee="carol") < 60
+    read = attendee_usage(exposed)["carol"]  # what room status and the dashboard read
+    assert (read.requests, read.prompt_tokens, read.running) == (after[0], after[1], 0)
+    assert read.activity() == "active" and read.activity(now=time.time() + 3600) == "idle"
     # the instructor's own requests are not an attendee's
     assert call(guard, "instructor-key") == 200
     assert sample("lab_room_requests_total", attendee="carol") == after[0]
@@ -149,6 +159,8 @@ ROOM_METRICS_TEXT = (
     b'lab_room_requests_total{attendee="alicia"} 9.0\n'
     b'lab_room_requests_created{attendee="bob"} 1.7e9\n'
     b'lab_room_tokens_total{attendee="bob",kind="prompt"} 40.0\n'
+    b'lab_room_requests_running{attendee="bob"} 1.0\n'
+    b'lab_room_last_request_timestamp_seconds{attendee="bob"} 1.7e9\n'
     b'vllm:num_requests_running{model_name="m"} 1.0\n'
 )
 
@@ -221,7 +233,7 @@ class HeldStream:
 
 
 async def open_requests(guard: KeyGuard, key: str, count: int, app: HeldStream,
-                        after_started=None) -> list[list[dict]]:
+                        after_started=None, body: bytes = b"") -> list[list[dict]]:
     """`count` requests at once, held by the app; `after_started` runs while they are held."""
     answers: list[list[dict]] = [[] for _ in range(count)]
 
@@ -229,7 +241,13 @@ async def open_requests(guard: KeyGuard, key: str, count: int, app: HeldStream,
         async def send(message):
             answers[i].append(message)
 
-        async def receive():
+        sent_body = False
+
+        async def receive():  # the body, then a client that stays
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
             await asyncio.sleep(3600)
 
         await guard({"type": "http", "path": "/v1/chat/completions",
@@ -252,15 +270,21 @@ async def open_requests(guard: KeyGuard, key: str, count: int, app: HeldStream,
 def test_an_attendee_runs_a_limited_number_of_requests_at_once_unless_benchmarks_are_allowed(
         room_env):
     erin = room.add_attendee("roomtest", "erin")
-    over = keyguard.ATTENDEE_IN_FLIGHT + 3
+    over = room_guard.ATTENDEE_IN_FLIGHT + 3
 
     app = HeldStream()
-    answers = asyncio.run(open_requests(KeyGuard(app), erin, over, app))
+    running: list[float] = []  # what /metrics says while the admitted requests are held
+    answers = asyncio.run(open_requests(KeyGuard(app), erin, over, app, after_started=lambda:
+                                        running.append(sample("lab_room_requests_running",
+                                                              attendee="erin"))))
+    assert running == [room_guard.ATTENDEE_IN_FLIGHT]
+    assert sample("lab_room_requests_running", attendee="erin") == 0
     statuses = sorted(a[0]["status"] for a in answers)
-    assert statuses == [200] * keyguard.ATTENDEE_IN_FLIGHT + [429] * 3
+    assert statuses == [200] * room_guard.ATTENDEE_IN_FLIGHT + [429] * 3
     refused = next(a for a in answers if a[0]["status"] == 429)
     message = json.loads(refused[1]["body"])["error"]["message"]
-    assert "vllm-lab room benchmarks on" in message and str(keyguard.ATTENDEE_IN_FLIGHT) in message
+    assert "vllm-lab room benchmarks on" in message
+    assert str(room_guard.ATTENDEE_IN_FLIGHT) in message
     # the limit counts running requests: once they finish, the attendee sends again
     assert call(KeyGuard(vllm_like), erin) == 200
 
@@ -268,6 +292,62 @@ def test_an_attendee_runs_a_limited_number_of_requests_at_once_unless_benchmarks
     app = HeldStream()
     answers = asyncio.run(open_requests(KeyGuard(app), erin, over, app))
     assert [a[0]["status"] for a in answers] == [200] * over
+
+
+@pytest.mark.parametrize(("path", "request_body", "count"), [
+    ("/v1/chat/completions", {"messages": [], "n": 3}, 3),
+    ("/v1/chat/completions", {"messages": [], "n": True}, 1),
+    ("/v1/completions", {"prompt": ["a", "b", "c"], "n": 2}, 6),
+    ("/v1/completions", {"prompt": [1, 2, 3]}, 1),              # token ids: one prompt
+    ("/v1/completions", {"prompt": [[1, 2], [3]]}, 2),
+    ("/v1/embeddings", {"input": ["a", "b"]}, 2),
+    ("/v1/chat/completions", "not json", 1),
+])
+def test_a_request_counts_as_the_sequences_it_asks_for(path, request_body, count):
+    raw = request_body.encode() if isinstance(request_body, str) else \
+        json.dumps(request_body).encode()
+    assert room_guard.sequences(path, raw) == count
+
+
+def test_one_request_cannot_carry_more_than_an_attendees_limit(room_env):
+    """`n` answers or a list of prompts in one request count as that many against the limit."""
+    frank = room.add_attendee("roomtest", "frank")
+    limit = room_guard.ATTENDEE_IN_FLIGHT
+    too_big = json.dumps({"model": "m", "messages": [], "n": limit + 1}).encode()
+    app = HeldStream()
+    [answer] = asyncio.run(open_requests(KeyGuard(app), frank, 1, app, body=too_big))
+    assert answer[0]["status"] == 429 and app.started == 0
+    message = json.loads(answer[1]["body"])["error"]["message"]
+    assert f"asks for {limit + 1} answers" in message and "smaller n" in message
+    # half the limit each: two fit, the third would exceed it
+    half = json.dumps({"model": "m", "messages": [], "n": limit // 2}).encode()
+    app = HeldStream()
+    answers = asyncio.run(open_requests(KeyGuard(app), frank, 3, app, body=half))
+    assert sorted(a[0]["status"] for a in answers) == [200, 200, 429]
+    # the body still reaches the app whole after the guard read it
+    seen: list[bytes] = []
+
+    async def echo(scope, receive, send):
+        seen.append((await receive())["body"])
+        await vllm_like(scope, receive, send)
+
+    async def run_one():
+        sent: list[dict] = []
+        chunks = [{"type": "http.request", "body": half[:5], "more_body": True},
+                  {"type": "http.request", "body": half[5:], "more_body": False}]
+
+        async def receive():
+            return chunks.pop(0)
+
+        async def send(message):
+            sent.append(message)
+
+        await KeyGuard(echo)({"type": "http", "path": "/v1/chat/completions",
+                              "headers": [(b"authorization", f"Bearer {frank}".encode())]},
+                             receive, send)
+        return sent[0]["status"]
+
+    assert asyncio.run(run_one()) == 200 and seen == [half]
 
 
 def test_a_key_revoked_mid_answer_gets_no_more_of_it(room_env):
@@ -342,12 +422,12 @@ def test_the_labs_own_batches_fit_an_attendees_limit_as_the_readme_says():
 
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     said = re.search(r"at most (\d+) requests at once per attendee", readme.replace("\n  ", " "))
-    assert said and int(said.group(1)) == keyguard.ATTENDEE_IN_FLIGHT
+    assert said and int(said.group(1)) == room_guard.ATTENDEE_IN_FLIGHT
     batches = {"evaluate": inspect.signature(evaluate).parameters["workers"].default,
                "run_many": inspect.signature(ToolLoop.run_many).parameters["workers"].default,
                "ask_many": inspect.signature(McpAgent.ask_many).parameters["workers"].default,
                "run_ticket_experiment":
                    inspect.signature(run_ticket_experiment).parameters["concurrency"].default}
-    assert max(batches.values()) <= keyguard.ATTENDEE_IN_FLIGHT, batches
+    assert max(batches.values()) <= room_guard.ATTENDEE_IN_FLIGHT, batches
     batch_said = re.search(r"the lab's own batches send at most (\d+)", readme.replace("\n  ", " "))
     assert batch_said and int(batch_said.group(1)) == max(batches.values())

@@ -23,9 +23,10 @@ from lab_helpers.cli.main import build_parser, main
 from lab_helpers.errors import LabError
 from lab_helpers.server import room
 from lab_helpers.server.config import CPU_IMAGE, GPU_IMAGE, chat_server
-from lab_helpers.server.keyguard import ATTENDEE_IN_FLIGHT, KEY_FILE_ENV, ROOM_KEYS_ENV, RoomKeys
+from lab_helpers.server.keyguard import KEY_FILE_ENV, ROOM_KEYS_ENV
 from lab_helpers.server.kube import KEY_ITEM, room_secret_name, secret_name
 from lab_helpers.server.podman import LAUNCHER, LAUNCHER_MOUNT
+from lab_helpers.server.room_guard import ATTENDEE_IN_FLIGHT, RoomKeys
 from lab_helpers.server.room_kube import (
     MANIFESTS,
     SECRETS,
@@ -90,6 +91,10 @@ def test_deployment_service_and_configmap_fit_together(profile):
     launcher = mounted_at(container, spec, LAUNCHER_MOUNT)
     assert launcher["configMap"]["name"] == docs["ConfigMap"]["metadata"]["name"]
     assert docs["ConfigMap"]["data"]["keyguard.py"] == LAUNCHER.read_text()
+    room_guard = LAUNCHER.with_name("room_guard.py")  # the room's policy, which keyguard imports
+    assert docs["ConfigMap"]["data"]["room_guard.py"] == room_guard.read_text()
+    assert mounted_at(container, spec, f"{LAUNCHER_MOUNT.rsplit('/', 1)[0]}/room_guard.py") \
+        == launcher
     assert container["args"][0] == LAUNCHER_MOUNT
     args = container["args"]
     assert args[args.index("--host") + 1] == "0.0.0.0"

@@ -7,16 +7,16 @@
     bench.verdicts(run.frame)                   # ACME's targets, pass/fail per level
     bench.plot_throughput(run.frame)
 
-`bench.guidellm_command(target, load, out_dir, key_file=srv.key_file)` is the same run as a
-`guidellm run` command line. Every figure comes from GuideLLM's own report (`run.report`,
-saved as `benchmarks.json` and `benchmarks.csv`); this package only turns it into tables,
-verdicts and charts.
+`bench.guidellm_command(target, load, out_dir)` is the same run as a `guidellm run` command
+line (its scenario file, owner-only, holds the key; `bench.scenario_text` shows it without).
+Every figure comes from GuideLLM's own report (`run.report`, saved as `benchmarks.json` and
+`benchmarks.csv`); this package only turns it into tables, verdicts and charts.
 
 May import: `connect`, `server`, `models`, `errors`, `paths` (and GuideLLM, pandas and
 matplotlib when a run, table or plot is asked for).
 """
 
-from .command import guidellm_command
+from .command import guidellm_command, scenario_text
 from .fresh import compare, run_variant, starts_at_once, stop_orphans
 from .load import (
     BenchConfigError,
@@ -61,6 +61,7 @@ __all__ = [
     "distributions", "gpu_variants", "guidellm_command", "level_times", "load_report",
     "native_bf16", "noise", "plan", "plot_comparison", "plot_distributions", "plot_latency",
     "plot_latency_throughput", "plot_throughput", "plot_with_metrics", "poisson", "repeat",
-    "report_frame", "run_benchmark", "run_variant", "servers_needed", "starts_at_once",
+    "report_frame", "run_benchmark", "run_variant", "scenario_text", "servers_needed",
+    "starts_at_once",
     "stop_orphans", "sweep", "synchronous", "verdicts", "winner",
 ]

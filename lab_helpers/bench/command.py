@@ -1,10 +1,13 @@
-"""The same GuideLLM run as a terminal command: `guidellm run --scenario FILE --backend ...`.
+"""The same GuideLLM run as a terminal command: `guidellm run --scenario FILE`.
 
 `run_benchmark` calls GuideLLM's Python entry point. A learner (or a CI job) runs the same
-benchmark with GuideLLM's own CLI: `guidellm_command` writes the run's scenario (profile,
-limits, synthetic data, tokenizer, outputs) to a JSON file and returns the command line that
-runs it. The API key is never written: the command reads it from the server's key file when
-it runs, in the `--backend` option, which replaces the scenario's backend.
+benchmark with GuideLLM's own CLI: `guidellm_command` writes the run's scenario (backend,
+profile, limits, synthetic data, tokenizer, outputs) to a JSON file and returns the command line
+that runs it. GuideLLM reads a backend's API key from the scenario or from its `--backend`
+option only (no environment variable), and an option is in the process's command line while it
+runs, where `ps` shows it to every user of the machine: so the key goes into the scenario file,
+written owner-only (0600) like the server's key file, and never into the command.
+`scenario_text` is the file as a learner may print it: the key replaced by `***`.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..paths import replace_file
 from .load import Load
-from .run import REQUEST_FORMAT, Target, scenario
+from .run import Target, scenario
 
 SCENARIO_FILE = "scenario.json"
+HIDDEN = "***"
 
 
-def guidellm_command(target: Target, load: Load, out_dir: str | Path, *,
-                     key_file: str | Path | None = None) -> str:
-    """Write `<out_dir>/scenario.json` and return the `guidellm run` command for it.
+def guidellm_command(target: Target, load: Load, out_dir: str | Path) -> str:
+    """Write `<out_dir>/scenario.json` (0600: it holds the key) and return the `guidellm run`
+    command for it.
 
     The command writes GuideLLM's `benchmarks.json` and `benchmarks.csv` into `out_dir`,
     which `bench.load_report` and `bench.report_frame` read like any other run.
@@ -30,15 +35,21 @@ def guidellm_command(target: Target, load: Load, out_dir: str | Path, *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     spec = json.loads(scenario(target, load, out).model_dump_json(exclude_none=True))
-    spec["spec"]["backend"].pop("api_key", None)
+    if target.api_key:  # pydantic writes a SecretStr as "**********": the real key goes in
+        spec["spec"]["backend"]["api_key"] = target.api_key
     path = out / SCENARIO_FILE
-    path.write_text(json.dumps(spec, indent=1) + "\n")
-    backend = (f"kind=openai_http,target={target.base_url},model={target.model},"
-               f"request_format={REQUEST_FORMAT}")
-    if key_file is not None:
-        backend += f",api_key=$(cat {shlex.quote(str(key_file))})"
+    replace_file(path, json.dumps(spec, indent=1) + "\n")
     return (f"HF_HUB_OFFLINE=1 {shlex.quote(guidellm_program())} run --scenario "
-            f'{shlex.quote(str(path))} --backend "{backend}"')
+            f"{shlex.quote(str(path))}")
+
+
+def scenario_text(path: str | Path) -> str:
+    """The scenario file as JSON text with its API key shown as `***` (for printing)."""
+    spec = json.loads(Path(path).read_text())
+    backend = spec.get("spec", {}).get("backend", {})
+    if backend.get("api_key"):
+        backend["api_key"] = HIDDEN
+    return json.dumps(spec, indent=1)
 
 
 def guidellm_program() -> str:

@@ -5,7 +5,7 @@
 
 A benchmark never shares the cores with another server's start or load: that would spoil its
 figures. What may overlap is the starts themselves. A CPU server's start keeps about one core
-busy for half a minute (three Python processes importing torch and vLLM, one after the other)
+busy for about 20 s (two Python processes importing torch and vLLM, one after the other)
 and an idle server uses no CPU, so `compare` starts the fresh servers of a CPU comparison
 together (as many as the memory holds, `starts_at_once`) and only then benchmarks them, one at
 a time, stopping each after its run. GPU servers start one at a time (they share the GPU's

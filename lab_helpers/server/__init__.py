@@ -6,7 +6,7 @@
     cfg = chat_server("cpu")
     print(server.preview(cfg))          # the exact command, before anything runs
     print(server.preview(cfg, multiline=True))   # the same, one argument a line
-    srv = server.start(cfg)             # ~30 s cold, ~1 s when a matching server is healthy
+    srv = server.start(cfg)             # ~20 s cold, ~1 s when a matching server is healthy
     srv.client().chat.completions.create(model=srv.model_name, messages=[...])
 
 Servers outlive the notebook kernel on purpose: module 2 reuses the server module 1 started.

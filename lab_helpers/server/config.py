@@ -93,12 +93,20 @@ class ServerConfig:
     chat_template: str | None = None
     """A chat template file; None uses the tokenizer's own template."""
     enforce_eager: bool = True
-    """Skip torch.compile/CUDA graphs: ~30 s start instead of 80-110 s on CPU; decoding within
+    """Skip torch.compile/CUDA graphs: ~20 s start instead of 80-110 s on CPU; decoding within
     ~6% of compiled on 2 cores (benchmarks/results/tuning*.json)."""
     device: Device = "cpu"
     image: str = CPU_IMAGE
     kv_cache_gib: int = 1
     """CPU only: VLLM_CPU_KVCACHE_SPACE. Without it vLLM reserves ~92% of RAM."""
+    worker_process: bool = False
+    """CPU only: run the model in a worker process of its own (vLLM's multiprocess executor,
+    its CPU default). False runs it inside the engine core process instead
+    (`--distributed-executor-backend uni`, with VLLM_ENABLE_V1_MULTIPROCESSING=0, without which
+    vLLM on CPU turns `uni` back into the multiprocess executor): one process fewer to start
+    and to hand every step to. Measured here on 2 cores (benchmarks/results/executor.json,
+    three interleaved rounds): starts of 20-21 s instead of 28-31 s, output tokens/s at 16 users
+    x0.95-x1.03 of the worker process's (the same, within noise)."""
     gpu_memory_utilization: float | None = None
     offline: bool = True
     """No hub access: the model must be a local directory."""
@@ -199,6 +207,8 @@ class ServerConfig:
             args.append("--enforce-eager")
         if self.gpu_memory_utilization is not None:
             args += ["--gpu-memory-utilization", str(self.gpu_memory_utilization)]
+        if self.device == "cpu" and not self.worker_process:
+            args += ["--distributed-executor-backend", "uni"]
         args += list(self.extra_args)
         return args
 
@@ -223,6 +233,8 @@ class ServerConfig:
         env: dict[str, str] = {}
         if self.device == "cpu":
             env["VLLM_CPU_KVCACHE_SPACE"] = str(self.kv_cache_gib)
+            if not self.worker_process:
+                env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # else `uni` becomes `mp` on CPU
             if usable_cores() <= RESERVE_NO_CORE_UP_TO:
                 env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
             if self.enforce_eager:

@@ -72,10 +72,15 @@ FLAGS: dict[str, Setting] = {
     "--chat-template": Setting("Jinja template that turns messages (and tools) into the prompt; "
                                "absent: the tokenizer's own.", "chat_template",
                                "chat template"),
-    "--enforce-eager": Setting("Skip torch.compile and CUDA graphs: ~30 s start instead of "
+    "--enforce-eager": Setting("Skip torch.compile and CUDA graphs: ~20 s start instead of "
                                "80-110 s on CPU; decoding within ~6% of compiled on 2 cores "
                                "(benchmarks/results/tuning*.json).", "enforce_eager",
                                "enforce eager"),
+    "--distributed-executor-backend": Setting(
+        "uni: the model runs inside vLLM's engine core process instead of a worker process "
+        "of its own (mp, vLLM's CPU default): one process fewer to start; on 2 cores starts "
+        "of 20-21 s instead of 28-31 s, the same throughput (benchmarks/results/executor.json).",
+        "worker_process", "none (one GPU: vLLM's own default is uni)"),
     "--gpu-memory-utilization": Setting("Fraction of GPU memory vLLM may take; what is left "
                                         "after the weights becomes KV cache.",
                                         "gpu_memory_utilization",
@@ -115,6 +120,9 @@ ENV: dict[str, Setting] = {
                                     "does not load on CPU with torch 2.13: every start "
                                     "compiled again; 131 s, then 52 s with this).",
                                     "server_env() (enforce_eager=False)", "none"),
+    "VLLM_ENABLE_V1_MULTIPROCESSING": Setting(
+        "0 with --distributed-executor-backend uni: without it vLLM on CPU turns uni back "
+        "into mp.", "server_env() (worker_process)", "none"),
     "HF_HUB_OFFLINE": Setting("Never contact the Hugging Face hub: local models only.",
                               "offline", "none (hub downloads, HF cache mounted)"),
     "HF_TOKEN": Setting("Hugging Face token for gated models (Llama, Mistral).", "env",

@@ -62,6 +62,14 @@ HARMLESS: tuple[Harmless, ...] = (
         "that same server; it works as before.",
         python_warning=True),
     Harmless(
+        "one_process_seed",
+        re.compile(r"global random seed is set to \d+\. Since VLLM_ENABLE_V1_MULTIPROCESSING "
+                   r"is set to False"),
+        "vLLM notes that its random seed is set in the process that started it: on CPU the "
+        "lab runs the model inside vLLM's engine core process (VLLM_ENABLE_V1_MULTIPROCESSING=0 "
+        "with `--distributed-executor-backend uni`: one process fewer to start), and that "
+        "process is vLLM's own, so nothing else is affected."),
+    Harmless(
         "torch_reduce_op",
         re.compile(r"FutureWarning: `torch\.distributed\.reduce_op` is deprecated"),
         "PyTorch warns that a name vLLM still reads will be renamed one day; nothing to do.",

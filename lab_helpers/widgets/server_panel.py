@@ -5,7 +5,7 @@
     ServerPanel([chat_server("cpu", name="mine", port=8030)], runtime="local")
 
 One row per configured server, plus any other running lab server it finds (those can only be
-stopped: the panel does not know their config). Starting takes ~30 s and runs on a thread; the
+stopped: the panel does not know their config). Starting takes ~20 s and runs on a thread; the
 log view shows the start as it happens and then follows the log while "Log" is on. The model
 picker lists the catalog (lab_helpers.server.catalog): models this machine can serve can be
 chosen for the chat row, the others say why not.

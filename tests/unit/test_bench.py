@@ -277,19 +277,26 @@ def test_combined_changes_keep_each_change(tmp_path):
     assert tuned.change == "max-num-seqs-4 + reserve-1-core + compiled"
 
 
-def test_no_cpu_variant_asks_for_what_vllm_overrides_on_cpu(tmp_path):
-    """vLLM's CPU platform turns `--distributed-executor-backend uni` back into `mp` (its OpenMP
-    setup needs the worker process: vllm/platforms/cpu.py), so such a variant would measure the
-    default under another name."""
+def test_every_cpu_variant_gets_the_executor_it_asks_for(tmp_path):
+    """vLLM's CPU platform turns `--distributed-executor-backend uni` back into `mp` unless
+    VLLM_ENABLE_V1_MULTIPROCESSING=0 (vllm/platforms/cpu.py): a variant that asks for `uni`
+    without it would measure the worker process under another name."""
     import inspect
 
     from vllm.platforms import cpu
 
-    assert 'distributed_executor_backend = "mp"' in inspect.getsource(cpu)  # still so in vLLM
+    source = inspect.getsource(cpu)  # still so in vLLM
+    assert '"VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "1"' in source
+    assert 'distributed_executor_backend = "mp"' in source
+    executors = {}
     for variant in bench.cpu_variants(_base(tmp_path)):
         argv = variant.config.vllm_args()
-        if "--distributed-executor-backend" in argv:
-            assert argv[argv.index("--distributed-executor-backend") + 1] != "uni", variant
+        asked = [argv[i + 1] for i, a in enumerate(argv) if a == "--distributed-executor-backend"]
+        multiprocessing = variant.config.server_env().get("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+        if asked and asked[-1] == "uni":
+            assert multiprocessing == "0", variant
+        executors[variant.label] = asked[-1] if asked else "mp"
+    assert executors["default"] == "uni" and executors["worker-process"] == "mp"
 
 
 def test_peer_command_keeps_the_key_out_of_argv(tmp_path):

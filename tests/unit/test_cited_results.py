@@ -69,3 +69,22 @@ def test_module_1s_cold_start_figures_are_the_results_file():
     text = " ".join("".join(c["source"]) for c in notebook["cells"]).replace("\n", " ")
     assert (f"{medians['podman']:.0f} s in Podman, {medians['local']:.0f} s as a local process"
             in text)
+
+
+def test_the_executor_figures_quoted_are_the_results_file():
+    """Modules 1 and 5 quote how much sooner the lab's default starts than vLLM's worker
+    process on CPU (benchmarks/executor.py), and the config and settings table the range."""
+    result = json.loads((RESULTS / "executor.json").read_text())
+    saved = sorted(result["start_s_saved_by_default"])[len(result["start_s_saved_by_default"]) // 2]
+    for notebook in ("01_deploy_and_chat.ipynb", "05_benchmark.ipynb"):
+        text = TEXTS[notebook].replace("\n", " ")
+        assert f"{saved:.0f} s" in text and "executor.json" in text, notebook
+    starts = result["start_s"]
+    quoted = (f"starts of {min(starts['default']):.0f}-{max(starts['default']):.0f} s instead of "
+              f"{min(starts['worker-process']):.0f}-{max(starts['worker-process']):.0f} s")
+    for source in ("config.py", "settings_table.py"):
+        text = " ".join((REPO_ROOT / "lab_helpers" / "server" / source).read_text().replace(
+            '"', " ").split())
+        assert " ".join(quoted.split()) in text, source
+    ratios = result["default_vs_worker_process_at_16"]
+    assert min(ratios) >= result["targets"]["throughput_ratio"] - 0.05  # "the same, within noise"

@@ -261,7 +261,6 @@ def case_experiment_table(tmp_path):
     return {"messages": messages, "table": table()}, {
         "a message was dropped": {"table": table(requests=n - 1)},
         "a constrained answer failed the schema": {"table": table(constrained_valid=95.0)},
-        "asking in words was enough": {"table": table(unconstrained_valid=100.0)},
     }
 
 

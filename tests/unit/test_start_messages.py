@@ -31,6 +31,10 @@ HARMLESS_LINES = {
                           "`python -m vllm.entrypoints.openai.api_server` command is deprecated "
                           "and may be removed in a future release. Please use `vllm server` "
                           "instead.",
+    "one_process_seed": "(APIServer pid=20185) WARNING 12-04 17:36:18 [arg_utils.py:1945] The "
+                        "global random seed is set to 0. Since VLLM_ENABLE_V1_MULTIPROCESSING "
+                        "is set to False, this may affect the random state of the Python "
+                        "process that launched vLLM.",
     "reduce_op": f"{SITE}/triton_utils/dispatcher.py:138: FutureWarning: "
                  "`torch.distributed.reduce_op` is deprecated, please use "
                  "`torch.distributed.ReduceOp` instead",
@@ -52,7 +56,7 @@ SHOWN_LINES = [
 
 KINDS = {"ulimit": "ulimit", "triton": "triton", "triton-cpu": "triton", "runner-v2": "triton",
          "api_server-module": "api_server", "api_server-command": "api_server",
-         "reduce_op": "torch_reduce_op"}
+         "reduce_op": "torch_reduce_op", "one_process_seed": "one_process_seed"}
 
 
 @pytest.mark.parametrize("name", HARMLESS_LINES)

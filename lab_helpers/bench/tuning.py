@@ -89,7 +89,7 @@ def cpu_variants(base: ServerConfig) -> list[Variant]:
                     model=str(models_dir() / INT8_CHAT_MODEL),
                     served_model_name=base.model_name),
         _one_change(base, "compiled",
-                    "enforce_eager=False: torch.compile (80-110 s start instead of ~20 s)",
+                    "enforce_eager=False: torch.compile (90-100 s start instead of ~20 s)",
                     enforce_eager=False, image=compiler_image),
     ]
 

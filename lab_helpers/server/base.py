@@ -318,10 +318,13 @@ class Runtime(ABC):
         """Hook for a runtime to note that the server just became healthy."""
 
     def _fail(self, config: ServerConfig, what: str) -> None:
-        tail = self.logs(config.name, tail=LOG_TAIL_ON_ERROR)
+        # The cause is looked for in the whole start's log: the root cause of an engine that
+        # failed is often far above the last lines (a long traceback, the shutdown after it).
+        log = self.logs(config.name, tail=START_LOG_LINES)
+        tail = "\n".join(log.splitlines()[-LOG_TAIL_ON_ERROR:])
         raise ServerStartError(
             what,
-            cause=_likely_cause(tail),
+            cause=_likely_cause(log),
             fix="read the log lines below; fix the config (extra_args, kv_cache_gib, model) "
             "and start again. Nothing was left running.",
             details="--- last log lines ---\n" + tail,

@@ -93,7 +93,7 @@ class ServerConfig:
     chat_template: str | None = None
     """A chat template file; None uses the tokenizer's own template."""
     enforce_eager: bool = True
-    """Skip torch.compile/CUDA graphs: ~20 s start instead of 80-110 s on CPU; decoding within
+    """Skip torch.compile/CUDA graphs: ~20 s start instead of 90-100 s on CPU; decoding within
     ~6% of compiled on 2 cores (benchmarks/results/tuning*.json)."""
     device: Device = "cpu"
     image: str = CPU_IMAGE

@@ -73,7 +73,7 @@ FLAGS: dict[str, Setting] = {
                                "absent: the tokenizer's own.", "chat_template",
                                "chat template"),
     "--enforce-eager": Setting("Skip torch.compile and CUDA graphs: ~20 s start instead of "
-                               "80-110 s on CPU; decoding within ~6% of compiled on 2 cores "
+                               "90-100 s on CPU; decoding within ~6% of compiled on 2 cores "
                                "(benchmarks/results/tuning*.json).", "enforce_eager",
                                "enforce eager"),
     "--distributed-executor-backend": Setting(

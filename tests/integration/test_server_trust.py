@@ -539,7 +539,10 @@ def test_two_processes_start_one_podman_server(podman_chat, nocompiler_start):
 
 @needs_podman
 def test_dead_engine_in_a_running_container_is_caught(podman_chat, nocompiler_start):
-    """torch.compile without a compiler: the container stays "running", the engine is dead."""
+    """torch.compile without a compiler: the engine dies while the container may still run (with
+    the model in a worker process it stayed "running"; inside the engine core, the API server
+    exits too). Either way the start fails within seconds, with the compiler named as the
+    cause (found above the traceback's last lines)."""
     thread, outcome = nocompiler_start
     thread.join(timeout=660)
     assert not thread.is_alive(), "the start neither failed nor ended"

@@ -175,6 +175,29 @@ def test_engine_death_lines_are_fatal(line):
     assert FATAL_LOG.search(line)
 
 
+def test_a_failed_start_names_a_cause_found_far_above_the_logs_last_lines(config, monkeypatch):
+    """The engine's root cause (here: no C++ compiler) comes before a long traceback and the
+    shutdown lines: the error's cause is looked for in the whole start log, while its details
+    show the last lines."""
+    from lab_helpers.errors import ServerStartError
+    from lab_helpers.server import base
+
+    log = "\n".join([
+        "(EngineCore pid=1) ERROR torch._inductor.exc.InvalidCxxCompiler: No working C++ "
+        "compiler found in torch._inductor.config.cpp.cxx: (None, 'g++')",
+        *[f"  File \"frame_{i}.py\", line {i}, in step" for i in range(200)],
+        "RuntimeError: Engine core initialization failed. See root cause above.",
+    ])
+    runtime = LocalRuntime()
+    monkeypatch.setattr(runtime, "logs", lambda name, tail=100: "\n".join(
+        log.splitlines()[-tail:]))
+    with pytest.raises(ServerStartError) as err:
+        runtime._fail(config, "The server exited before it became healthy.")
+    assert "build-image --compiler" in err.value.cause
+    assert "InvalidCxxCompiler" not in err.value.details  # only the last lines are shown
+    assert len(err.value.details.splitlines()) == base.LOG_TAIL_ON_ERROR + 1
+
+
 # -- keys --------------------------------------------------------------------------------------
 
 

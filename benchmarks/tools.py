@@ -22,8 +22,10 @@ support database of its own (in a temporary directory, so the learner's data is 
    model), `router` (a structured-output `choice` over the tool names, then a named
    tool_choice), `per_field` (the router, then each argument the message offers several
    values for chosen in a `choice` request of its own; the call is assembled from the
-   answers). `tool_choices` counts the requests where more than one tool stays on offer (the
-   model's choice; on the others the narrowing decided the tool).
+   answers), `few_shot` (narrowed_described with worked examples in the system prompt:
+   `extract.FEW_SHOT`, none of them among the scored requests), `router_few_shot` (the router
+   with the examples in its prompt too). `tool_choices` counts the requests where more than
+   one tool stays on offer (the model's choice; on the others the narrowing decided the tool).
 2. Latency: "Where is my order ORD-78432?" through the full loop (required, then auto) `--loops`
    times: the loop's wall time, split into model requests and the executor's own time
    (validation + SQLite), which is the lab's overhead.
@@ -60,6 +62,8 @@ SETUPS = {
     "narrowed_described": Setup("narrowed_described", FOR_THE_MODEL),
     "router": Setup("router", FOR_THE_MODEL, router=True),
     "per_field": Setup("per_field", FOR_THE_MODEL, per_field=True),
+    "few_shot": Setup("few_shot", FOR_THE_MODEL, few_shot=True),
+    "router_few_shot": Setup("router_few_shot", FOR_THE_MODEL, router=True, few_shot=True),
 }
 TARGET_EXECUTOR_SHARE = 0.05
 QUESTION = "Where is my order ORD-78432?"

@@ -25,8 +25,10 @@ Strict schemas only say what a value looks like. Here the schema of each request
 Every narrowed schema is a restriction of the tool's own, so whatever passes it passes the
 registry's validation too. The model still chooses: the tool (among those left) and, where
 the message offers several, which span. Tool descriptions written for the model
-(`FOR_THE_MODEL`) and a router request (structured output `choice` over the tool names, then a
-named `tool_choice`) are the two further steps the benchmark measures.
+(`FOR_THE_MODEL`), a router request (structured output `choice` over the tool names, then a
+named `tool_choice`) and few-shot examples (`FEW_SHOT`: worked requests in the system prompt and
+the router's prompt, none of them among the benchmark's requests) are the further steps the
+benchmark measures.
 """
 
 from __future__ import annotations
@@ -57,6 +59,32 @@ FOR_THE_MODEL = {
 }
 ROUTER_PROMPT = ("Pick the one tool that handles the customer's message. Answer with the "
                  "tool's name only.\n{tools}")
+# Worked examples for the model (message, tool, arguments): made up for the prompt, none of
+# them among the labelled requests the benchmark scores (lab_helpers/data/tool_requests.json).
+FEW_SHOT: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("Is ORD-11223 on its way?", "get_order_status", {"order_id": "ORD-11223"}),
+    ("What plan is sam.lee@email.com on?", "get_customer_info",
+     {"customer_email": "sam.lee@email.com", "customer_id": None}),
+    ("Ring me on 555-987-6543 in the morning about my refund, please.", "schedule_callback",
+     {"customer_phone": "555-987-6543", "issue_summary": "my refund",
+      "preferred_time": "morning"}),
+    ("Do you have running shoes?", "search_products",
+     {"query": "running shoes", "category": "all", "max_results": 5, "max_price": None}),
+    ("Open a ticket for sam.lee@email.com: my kettle leaks.", "create_ticket",
+     {"customer_email": "sam.lee@email.com", "subject": "my kettle leaks",
+      "description": "my kettle leaks", "priority": "normal"}),
+)
+FEW_SHOT_PROMPT = ("You are ACME's support assistant. Call the one tool that handles the "
+                   "customer's message, with values taken from the message. Examples:\n"
+                   "{examples}")
+
+
+def few_shot_lines(*, with_arguments: bool = True) -> str:
+    """FEW_SHOT as prompt lines: `Customer: ... -> tool(arguments)` (or `-> tool`)."""
+    return "\n".join(
+        f"Customer: {message} -> {tool}" + (f"({json.dumps(arguments)})" if with_arguments
+                                            else "")
+        for message, tool, arguments in FEW_SHOT)
 WORD = re.compile(r"[A-Za-z0-9$][A-Za-z0-9@._%+$'-]*[A-Za-z0-9]|[A-Za-z0-9]")
 NUMBER = re.compile(r"(?<![\w.-])\$?(\d+(?:\.\d+)?)(?![\w-])")
 STOP = {"a", "an", "the", "and", "or", "for", "with", "under", "below", "over", "some", "any",
@@ -215,26 +243,31 @@ def call_request(loop: ToolLoop, message: str, *, tool: str | None = None,
 
 
 def route_request(loop: ToolLoop, message: str, names: Sequence[str], *,
-                  descriptions: Mapping[str, str] | None = None) -> dict[str, Any]:
+                  descriptions: Mapping[str, str] | None = None,
+                  few_shot: bool = False) -> dict[str, Any]:
     """The router: a plain chat request whose answer must be one of `names` (vLLM's
-    structured output `choice`, sent in `extra_body`)."""
+    structured output `choice`, sent in `extra_body`); `few_shot` adds FEW_SHOT's messages
+    with their tools to its prompt."""
     described = descriptions or {}
     listing = "\n".join(f"- {n}: {described.get(n) or loop.registry.get(n).description}"
                         for n in names)
+    prompt = ROUTER_PROMPT.format(tools=listing)
+    if few_shot:
+        prompt += "\nExamples:\n" + few_shot_lines(with_arguments=False)
     return {"model": loop.model, "temperature": 0.0, "max_tokens": 20,
-            "messages": [{"role": "system", "content": ROUTER_PROMPT.format(tools=listing)},
+            "messages": [{"role": "system", "content": prompt},
                          {"role": "user", "content": message}],
             "extra_body": {"structured_outputs": {"choice": list(names)}}}
 
 
 def route(loop: ToolLoop, message: str, *, descriptions: Mapping[str, str] | None = None,
-          sent: list[dict[str, Any]] | None = None) -> str:
+          sent: list[dict[str, Any]] | None = None, few_shot: bool = False) -> str:
     """The tool for `message`: the only one left, or the router's choice among those left
     (the request is appended to `sent`)."""
     names = for_message(loop.registry, message).names
     if len(names) <= 1:
         return names[0] if names else ""
-    kwargs = route_request(loop, message, names, descriptions=descriptions)
+    kwargs = route_request(loop, message, names, descriptions=descriptions, few_shot=few_shot)
     response = _send(loop, kwargs, [] if sent is None else sent)
     return (response.choices[0].message.content or "").strip()
 
@@ -280,20 +313,24 @@ class Setup:
     its own, a router that picks the tool first (then a named `tool_choice`), and
     `per_field`: after the router, each argument the message offers several values for is
     chosen in a request of its own (structured output `choice`), and the call is assembled
-    from the answers, with no tool-call request at all."""
+    from the answers, with no tool-call request at all. `few_shot`: FEW_SHOT's worked
+    examples in the system prompt of the call request (unless `system_prompt` is given) and in
+    the router's prompt."""
 
     name: str
     descriptions: Mapping[str, str] | None = None
     router: bool = False
     per_field: bool = False
     system_prompt: str | None = None
+    few_shot: bool = False
 
     def run(self, loop: ToolLoop, message: str) -> Attempt:
         """The first turn's calls for `message`, and the requests that made them."""
         attempt = Attempt()
         tool = None
         if self.router or self.per_field:
-            tool = route(loop, message, descriptions=self.descriptions, sent=attempt.requests)
+            tool = route(loop, message, descriptions=self.descriptions, sent=attempt.requests,
+                         few_shot=self.few_shot)
         if self.per_field and tool in loop.registry:
             spec = loop.registry.get(tool)
             arguments = {}
@@ -310,8 +347,11 @@ class Setup:
             attempt.finish_reason = "assembled"
             return attempt
         kwargs = call_request(loop, message, tool=tool, descriptions=self.descriptions)
-        if self.system_prompt is not None:
-            kwargs["messages"] = _messages(loop, message, self.system_prompt)
+        system_prompt = self.system_prompt
+        if system_prompt is None and self.few_shot:
+            system_prompt = FEW_SHOT_PROMPT.format(examples=few_shot_lines())
+        if system_prompt is not None:
+            kwargs["messages"] = _messages(loop, message, system_prompt)
         response = _send(loop, kwargs, attempt.requests)
         reply = response.choices[0]
         attempt.calls = [ToolCall.from_openai(c) for c in (reply.message.tool_calls or [])]

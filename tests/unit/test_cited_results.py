@@ -312,3 +312,14 @@ def test_a_quoted_figure_is_its_results_file(where, results, paths, fmt):
     quoted = fmt(*values) if callable(fmt) else fmt.format(*values)
     text = " ".join(TEXTS[where].split())
     assert quoted in text, f"{where} does not quote {quoted!r} from {results} ({paths})"
+
+
+def test_module_3s_reading_of_the_worked_examples_is_the_results_file():
+    """Module 3 says the worked examples (few-shot) did not help SmolLM2: their setups are no
+    better than the same setups without them in tools_setups.json."""
+    quality = json.loads((RESULTS / "tools_setups.json").read_text())["quality"]
+    for with_examples, without in (("few_shot", "narrowed_described"),
+                                   ("router_few_shot", "router")):
+        for rate in ("right_tool", "args_match"):
+            assert quality[with_examples][rate] <= quality[without][rate], (with_examples, rate)
+    assert "the worked examples did not help" in TEXTS["03_tool_calling.ipynb"].replace("\n", " ")

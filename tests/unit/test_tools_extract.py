@@ -13,9 +13,12 @@ from lab_helpers.support import SupportDesk
 from lab_helpers.tools import ToolCall, ToolExecutor, ToolLoop, acme_registry
 from lab_helpers.tools.evaluate import support_requests
 from lab_helpers.tools.extract import (
+    FEW_SHOT,
     FOR_THE_MODEL,
+    Setup,
     argument_choices,
     clauses,
+    few_shot_lines,
     field_request,
     for_message,
     phrases,
@@ -112,3 +115,39 @@ def test_router_and_field_requests_constrain_the_answer_to_a_choice(registry):
     assert FOR_THE_MODEL["get_order_status"] in routed["messages"][0]["content"]
     field = field_request(loop, "Under $100 or $50", "max_price", "Highest price", [100, 50.5])
     assert field["extra_body"]["structured_outputs"]["choice"] == ["100", "50.5"]
+
+
+def test_few_shot_examples_are_real_calls_and_none_is_a_scored_request(registry):
+    """The worked examples (extract.FEW_SHOT) are calls the registry accepts, their values are
+    in their messages, and no example is one of the labelled requests the benchmark scores
+    (else the setup would be shown its own answers)."""
+    scored = {r.request for r in support_requests()}
+    for message, tool, arguments in FEW_SHOT:
+        assert message not in scored
+        registry.validate(ToolCall(tool, json.dumps(arguments), "example"))
+        spec = registry.get(tool).parameters["properties"]
+        free = [k for k, v in arguments.items() if isinstance(v, str)
+                and "pattern" not in spec[k] and "enum" not in spec[k]]
+        assert all(arguments[k] in message for k in free), message  # quoted, not invented
+    assert {tool for _, tool, _ in FEW_SHOT} == set(registry.names)  # one per tool
+
+
+def test_few_shot_puts_the_examples_in_the_router_and_the_call_request(registry):
+    loop = ToolLoop(executor=ToolExecutor(registry), model="m",
+                    client=openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="unused"))
+    names = ["get_order_status", "search_products"]
+    plain = route_request(loop, "Where is ORD-78432?", names)["messages"][0]["content"]
+    shown = route_request(loop, "Where is ORD-78432?", names,
+                          few_shot=True)["messages"][0]["content"]
+    assert FEW_SHOT[0][0] not in plain and few_shot_lines(with_arguments=False) in shown
+    sent: list[dict] = []
+
+    class Reply:  # what the call request would answer: nothing needed here
+        choices = [type("C", (), {"message": type("M", (), {"tool_calls": [], "content": ""}),
+                                  "finish_reason": "stop"})]
+
+    loop.connection.request = lambda send, what: sent.append(what) or Reply()  # type: ignore
+    attempt = Setup("few_shot", FOR_THE_MODEL, few_shot=True).run(loop, "Where is ORD-78432?")
+    system = attempt.requests[-1]["messages"][0]
+    assert system["role"] == "system" and few_shot_lines() in system["content"]
+    assert json.dumps(FEW_SHOT[0][2]) in system["content"]

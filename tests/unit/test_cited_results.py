@@ -278,9 +278,11 @@ QUOTED = [
      lambda *s: f"cells {sum(s) / 60:.0f} minutes"),
     (ENG, "core_path.json", "modules/*/core_run_s",
      lambda *s: "cells: " + " / ".join(f"{x:.0f}" for x in s) + f" s for modules 1-6 "
-                f"({sum(s) / 60:.1f} min)"),
+                f"({sum(s) / 60:.1f} min;"),
     (ENG, "core_path.json", "modules/*/reading_min", lambda *m: f"reading {sum(m):.1f} min;"),
-    (ENG, "core_path.json", "total_agenda_core_min", "agendas then {} min in all"),
+    (ENG, "core_path.json", "total_agenda_core_min", "agendas {} min in all"),
+    ("README.md", "core_path.json", "modules/*/core_run_s",
+     lambda *s: "per module " + ", ".join(f"{x:.0f}" for x in s[:-1]) + f" and {s[-1]:.0f} s"),
 ]
 
 

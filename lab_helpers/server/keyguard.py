@@ -42,7 +42,7 @@ else:  # run as vLLM's launcher, or imported by vLLM as its --middleware: the fo
 KEY_FILE_ENV = "LAB_API_KEY_FILE"
 # What this launcher does, as a number that is part of every server's config hash: a server
 # started by an older launcher (e.g. one without room keys) is replaced, not reused.
-LAUNCHER_REVISION = 6
+LAUNCHER_REVISION = 7
 ROOM_KEYS_ENV = "LAB_ROOM_KEYS_FILE"
 # The launcher's files, mounted side by side next to vLLM (Podman, Kubernetes).
 LAUNCHER_FILES = ("keyguard.py", "room_guard.py")

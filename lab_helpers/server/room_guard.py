@@ -27,6 +27,7 @@ both files are mounted next to vLLM, where `lab_helpers` is not installed.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -215,6 +216,27 @@ async def read_body(receive: Any) -> tuple[bytes, Any]:
             return bytes(body), _replay(bytes(body), receive)
 
 
+def until_set(receive: Any, gone: asyncio.Event) -> Any:
+    """`receive`, except that it says the client disconnected once `gone` is set (also to a
+    call already waiting), as an ASGI server does for a client that went away."""
+    disconnect = {"type": "http.disconnect"}
+
+    async def either() -> dict[str, Any]:
+        if gone.is_set():
+            return disconnect
+        message = asyncio.ensure_future(receive())
+        cut = asyncio.ensure_future(gone.wait())
+        try:
+            await asyncio.wait((message, cut), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (message, cut):
+                if not task.done():
+                    task.cancel()
+        return message.result() if message.done() and not message.cancelled() else disconnect
+
+    return either
+
+
 def _replay(body: bytes, receive: Any, pending: dict[str, Any] | None = None) -> Any:
     replayed = False
 
@@ -274,7 +296,8 @@ class RoomGuard:
         if path not in USAGE_PATHS:
             counters.count(attendee, None)
             return await self.app(scope, receive, send)
-        body, receive = await read_body(receive)
+        gone = asyncio.Event()  # set when the answer is cut: the app then hears "client gone"
+        body, receive = await read_body(until_set(receive, gone))
         weight = sequences(path, body)
         limit = self.keys.in_flight_limit()
         running = self._in_flight.get(attendee, 0)
@@ -289,7 +312,7 @@ class RoomGuard:
         async def watch(message: dict[str, Any]) -> None:
             nonlocal cut
             if cut:
-                raise Revoked(REVOKED)
+                return  # the caller has had the end of it: the rest is dropped
             if message["type"] in ("http.response.start", "http.response.body") and \
                     self.keys.attendee(token) != attendee:
                 cut = True  # refused like any revoked key's request: not counted
@@ -297,8 +320,11 @@ class RoomGuard:
                     await refuse(send, 401, REVOKED)
                 else:
                     await send({"type": "http.response.body", "body": REVOKED_EVENT})
-                # as a client gone away does: the app stops generating (vLLM aborts the request)
-                raise Revoked(REVOKED)
+                # As for a client gone away: the app's disconnect listener cancels the answer
+                # and vLLM aborts the request at once (raising here would leave vLLM's stream
+                # suspended until garbage collection, generating meanwhile).
+                gone.set()
+                return
             if message["type"] == "http.response.body":
                 tail.extend(message.get("body", b""))
                 del tail[:-USAGE_TAIL_BYTES]
@@ -308,10 +334,6 @@ class RoomGuard:
 
         try:
             return await self.app(scope, receive, watch)
-        except Exception:
-            if not cut:
-                raise
-            return None  # the answer was cut: the app's way of giving it up is not an error
         finally:
             self._in_flight[attendee] -= weight
             counters.running.labels(attendee).dec()
@@ -345,11 +367,6 @@ REVOKED = ("This attendee's key was revoked by the instructor: ask them for a ne
            "(then vllm-lab join again).")
 REVOKED_EVENT = ("data: " + json.dumps({"error": {"message": REVOKED, "type": "Unauthorized",
                                                   "code": 401}}) + "\n\n").encode()
-
-
-class Revoked(OSError):
-    """Raised into the app by `send` once an answer is cut: an OSError is how an ASGI server
-    says the client is gone, so the app stops generating."""
 
 
 def not_for_attendees(path: str) -> str:

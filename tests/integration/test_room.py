@@ -22,6 +22,7 @@ import httpx
 import psutil
 import pytest
 
+from lab_helpers.metrics import fetch_metrics
 from lab_helpers.metrics.room import room_usage
 from lab_helpers.server import room, room_guard
 from lab_helpers.server.kube import kube_setup_commands, kube_yaml
@@ -158,14 +159,21 @@ def vllm_lab(*args: str) -> str:
 
 
 
-def open_stream(client: httpx.Client, base_url: str, key: str, model: str):
+def open_stream(client: httpx.Client, base_url: str, key: str, model: str,
+                max_tokens: int = 400, **extra):
     """A streamed chat request left open (the caller reads it and closes it)."""
     request = client.build_request(
         "POST", f"{base_url}/v1/chat/completions", timeout=120,
         headers={"Authorization": f"Bearer {key}"},
-        json={"model": model, "max_tokens": 400, "temperature": 0, "stream": True,
-              "messages": [{"role": "user", "content": "Write a long story about a ship."}]})
+        json={"model": model, "max_tokens": max_tokens, "temperature": 0, "stream": True,
+              "messages": [{"role": "user", "content": "Write a long story about a ship."}],
+              **extra})
     return client.send(request, stream=True)
+
+
+def generating(srv) -> bool:
+    """Whether the engine still works on a request (its own gauge, read with the server's key)."""
+    return fetch_metrics(srv).model(srv.model_name).requests_running > 0
 
 
 def test_the_room_limits_an_attendee_and_cuts_a_revoked_stream(room_server):
@@ -188,7 +196,9 @@ def test_the_room_limits_an_attendee_and_cuts_a_revoked_stream(room_server):
                 stream.close()
         assert statuses == [200] * room_guard.ATTENDEE_IN_FLIGHT + [429]
 
-        stream = open_stream(client, srv.base_url, keys[cut], srv.model_name)
+        # An answer that would run for minutes unless cut (no end of text: vLLM's ignore_eos).
+        stream = open_stream(client, srv.base_url, keys[cut], srv.model_name,
+                             max_tokens=4000, ignore_eos=True)
         try:
             assert stream.status_code == 200
             lines = stream.iter_lines()
@@ -200,6 +210,11 @@ def test_the_room_limits_an_attendee_and_cuts_a_revoked_stream(room_server):
             stream.close()
     events = [line for line in rest if line.startswith("data: ")]
     assert "revoked" in events[-1] and "data: [DONE]" not in events
+    # ... and the engine stops working on it (nothing else runs on the server now).
+    deadline = time.monotonic() + 10
+    while generating(srv) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not generating(srv), "the revoked answer is still being generated"
     # the server goes on answering its other callers
     with httpx.Client() as client:
         assert chat(srv.base_url, srv.api_key, client, srv.model_name).status_code == 200

@@ -1,5 +1,6 @@
-"""An attendee joins a real room: the test lab's chat server is the room's (one start, shared
-with the other integration tests), and a second lab home beside it is the attendee's lab.
+"""An attendee joins a real room: one of the test lab's shared chat servers is the room's (no
+start of its own; the runtime nbval's notebooks do not use, so modules 2-4 run in both), and a
+second lab home beside it is the attendee's lab.
 
 In the attendee's lab, after `vllm-lab join alice.json`: `server.start(chat_server(...))`
 returns the room's server (nothing starts there) and says so, a chat answers with alice's key,
@@ -45,10 +46,12 @@ JOINED_MODULES = ("02_structured_outputs.ipynb", "03_tool_calling.ipynb", "04_mc
 
 
 @pytest.fixture(scope="module")
-def host():
-    """The room: the test lab's chat server (the shared one: same config and name; a longer
-    wait for it on a busy machine) with attendee keys, removed at the end."""
-    srv = server.start(chat_server("cpu"), timeout=1800)
+def host(request):
+    """The room: a shared chat server of the runtime the notebooks under nbval do not use
+    ("chat-local", a local process, when they use Podman), so the core paths of modules 2-4
+    below run against that runtime too; with attendee keys, removed at the end."""
+    default, _why = server.choose_runtime(chat_server("cpu"))
+    srv = request.getfixturevalue("local_chat_srv" if default == "podman" else "chat_srv")
     yield srv
     room.clear_room(srv.name)
 

@@ -307,15 +307,12 @@ class RoomGuard:
         self._in_flight[attendee] = running + weight
         counters.running.labels(attendee).inc()
         tail = bytearray()
-        cut = False
 
         async def watch(message: dict[str, Any]) -> None:
-            nonlocal cut
-            if cut:
+            if gone.is_set():
                 return  # the caller has had the end of it: the rest is dropped
             if message["type"] in ("http.response.start", "http.response.body") and \
                     self.keys.attendee(token) != attendee:
-                cut = True  # refused like any revoked key's request: not counted
                 if message["type"] == "http.response.start":
                     await refuse(send, 401, REVOKED)
                 else:
@@ -323,7 +320,7 @@ class RoomGuard:
                 # As for a client gone away: the app's disconnect listener cancels the answer
                 # and vLLM aborts the request at once (raising here would leave vLLM's stream
                 # suspended until garbage collection, generating meanwhile).
-                gone.set()
+                gone.set()  # refused like any revoked key's request: not counted
                 return
             if message["type"] == "http.response.body":
                 tail.extend(message.get("body", b""))

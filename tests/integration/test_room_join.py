@@ -1,6 +1,6 @@
 """An attendee joins a real room: one of the test lab's shared chat servers is the room's (no
-start of its own; the runtime nbval's notebooks do not use, so modules 2-4 run in both), and a
-second lab home beside it is the attendee's lab.
+start of its own; the local-process one when nbval's notebooks use Podman, so modules 2-4 run
+under both runtimes), and a second lab home beside it is the attendee's lab.
 
 In the attendee's lab, after `vllm-lab join alice.json`: `server.start(chat_server(...))`
 returns the room's server (nothing starts there) and says so, a chat answers with alice's key,
@@ -47,9 +47,10 @@ JOINED_MODULES = ("02_structured_outputs.ipynb", "03_tool_calling.ipynb", "04_mc
 
 @pytest.fixture(scope="module")
 def host(request):
-    """The room: a shared chat server of the runtime the notebooks under nbval do not use
-    ("chat-local", a local process, when they use Podman), so the core paths of modules 2-4
-    below run against that runtime too; with attendee keys, removed at the end."""
+    """The room: when the notebooks under nbval use Podman, the shared local-process chat
+    server ("chat-local"), so the core paths of modules 2-4 below run against the other
+    runtime too; when they run as local processes (no Podman), the shared chat server itself.
+    With attendee keys, removed at the end."""
     default, _why = server.choose_runtime(chat_server("cpu"))
     srv = request.getfixturevalue("local_chat_srv" if default == "podman" else "chat_srv")
     yield srv

@@ -216,7 +216,6 @@ class HeldStream:
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.started = 0
-        self.stopped = 0  # answers the app was told to stop generating
 
     async def __call__(self, scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -224,13 +223,9 @@ class HeldStream:
                     "body": b'data: {"choices": [{"delta": {"content": "h"}}]}\n\n'})
         self.started += 1
         await self.release.wait()
-        try:
-            await send({"type": "http.response.body", "more_body": True,
-                        "body": b'data: {"choices": [{"delta": {"content": "i"}}]}\n\n'})
-            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
-        except OSError:  # what an ASGI server raises when the client is gone
-            self.stopped += 1
-            raise
+        await send({"type": "http.response.body", "more_body": True,
+                    "body": b'data: {"choices": [{"delta": {"content": "i"}}]}\n\n'})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
 
 async def open_requests(guard: KeyGuard, key: str, count: int, app: HeldStream,
@@ -353,8 +348,11 @@ def test_one_request_cannot_carry_more_than_an_attendees_limit(room_env):
 
 class TokenStream:
     """A streamed answer as vLLM serves it: Starlette's StreamingResponse over a generator
-    that makes a token every 10 ms until it is told to stop (vLLM aborts the request when its
-    generator is cancelled or closed). Records what was stopped, and when."""
+    that makes a token every 10 ms (TOKENS in all, then [DONE]) unless it is told to stop
+    first (vLLM aborts the request when its generator is cancelled or closed). Records whose
+    answers were stopped."""
+
+    TOKENS = 100
 
     def __init__(self) -> None:
         self.stopped: list[str] = []
@@ -364,9 +362,10 @@ class TokenStream:
 
         async def tokens():
             try:
-                while True:
+                for _ in range(self.TOKENS):
                     await asyncio.sleep(0.01)
                     yield 'data: {"choices": [{"delta": {"content": "h"}}]}\n\n'
+                yield "data: [DONE]\n\n"
             except (asyncio.CancelledError, GeneratorExit):
                 self.stopped.append(scope["who"])
                 raise
@@ -375,39 +374,46 @@ class TokenStream:
 
 
 def test_a_key_revoked_mid_answer_gets_no_more_of_it(room_env):
-    room.add_attendee("roomtest", "grace")
-    frank = room.add_attendee("roomtest", "frank")
+    keys = {"grace": room.add_attendee("roomtest", "grace"),
+            "frank": room.add_attendee("roomtest", "frank")}
     app = TokenStream()
     guard = KeyGuard(app)
-    sent: list[dict] = []
+    sent: dict[str, list[dict]] = {"grace": [], "frank": []}
+    stopped_when_frank_returned: list[str] = []
 
-    async def client_that_stays():
-        return {"type": "http.request", "body": b"{}", "more_body": False} if not sent else \
-            await asyncio.sleep(3600)
+    async def one(who: str) -> None:
+        async def client_that_stays():
+            return {"type": "http.request", "body": b"{}", "more_body": False} \
+                if not sent[who] else await asyncio.sleep(3600)
 
-    async def send(message):
-        sent.append(message)
-        if len(sent) == 3:  # the answer has begun: the instructor revokes frank
-            room.revoke_attendee("roomtest", "frank")
+        async def send(message):
+            sent[who].append(message)
+            if who == "frank" and len(sent[who]) == 3:  # begun: the instructor revokes frank
+                room.revoke_attendee("roomtest", "frank")
 
-    async def run():
         # as uvicorn serves vLLM (ASGI 2.3: Starlette listens for the client's disconnect)
-        scope = {"type": "http", "path": "/v1/chat/completions", "who": "frank",
+        scope = {"type": "http", "path": "/v1/chat/completions", "who": who,
                  "asgi": {"version": "3.0", "spec_version": "2.3"},
-                 "headers": [(b"authorization", f"Bearer {frank}".encode())]}
-        await asyncio.wait_for(guard(scope, client_that_stays, send), 10)
-        return list(app.stopped)  # right when the guard returns, before any clean-up
+                 "headers": [(b"authorization", f"Bearer {keys[who]}".encode())]}
+        await guard(scope, client_that_stays, send)
+        if who == "frank":  # right when the guard returns, before any clean-up
+            stopped_when_frank_returned.extend(app.stopped)
 
-    result: list[list[str]] = []
-    runner = threading.Thread(target=lambda: result.append(asyncio.run(run())), daemon=True)
+    async def both():
+        await asyncio.wait_for(asyncio.gather(one("frank"), one("grace")), 10)
+
+    runner = threading.Thread(target=lambda: asyncio.run(both()), daemon=True)
     runner.start()
     runner.join(30)
-    assert result, "the guard did not return within 30 s of a revoked answer"
-    stopped_at_return = result[0]
-    body = b"".join(m.get("body", b"") for m in sent[1:])
-    assert body.count(b'"content": "h"') >= 2 and b"revoked" in body.split(b"\n\n")[-2]
-    assert not sent[-1].get("more_body", False), "the stream is ended for the client"
-    assert stopped_at_return == ["frank"], "the cut answer's generation stops at once"
+    assert not runner.is_alive(), "the guard did not return within 30 s of a revoked answer"
+    cut = b"".join(m.get("body", b"") for m in sent["frank"][1:])
+    assert cut.count(b'"content": "h"') >= 2 and b"[DONE]" not in cut
+    assert b"revoked" in cut.split(b"\n\n")[-2], "the revoked event ends the cut answer"
+    assert not sent["frank"][-1].get("more_body", False), "the stream is ended for the client"
+    kept = b"".join(m.get("body", b"") for m in sent["grace"][1:])
+    assert kept.count(b'"content": "h"') == TokenStream.TOKENS and b"[DONE]" in kept
+    assert stopped_when_frank_returned == ["frank"], "the cut answer's generation stops at once"
+    assert app.stopped == ["frank"], "the other attendee's answer went on"
 
 
 

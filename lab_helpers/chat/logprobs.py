@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..connect import Connection
+from ..connect import Connection, require_finished
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,11 +58,14 @@ def sample_with_logprobs(srv: Server, prompt: str, *, temperature: float, top: i
             model=srv.model_name, messages=messages, temperature=temperature,
             max_tokens=max_tokens, logprobs=True, top_logprobs=top + 1, stream=True, seed=seed)
         out: list[TokenChoice] = []
+        finish = None
         for chunk in stream:
-            if not chunk.choices or chunk.choices[0].logprobs is None:
+            if not chunk.choices:
                 continue
-            for item in chunk.choices[0].logprobs.content or []:
+            finish = chunk.choices[0].finish_reason or finish
+            for item in (chunk.choices[0].logprobs and chunk.choices[0].logprobs.content) or []:
                 out.append(_choice(item, top))
+        require_finished(finish)  # vLLM shutting down ends a stream with "abort"
         return out
 
     return Connection.of(srv).request(sample, what="the logprobs request")

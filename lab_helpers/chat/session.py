@@ -19,9 +19,10 @@ What happens to the history when something goes wrong:
 - An empty message, an invalid setting, a model that is not served, or a conversation that
   with `max_tokens` no longer fits the model's context (counted by the server's /tokenize)
   raise *before* anything is sent: the history is unchanged.
-- If the server is unreachable or dies mid-answer, the turn is rolled back: the history is
-  exactly what it was before `send()`, and the error (`ServerUnavailable`) carries the text in
-  `.unsent` so it can be sent again as is once the server is back (`vllm-lab up`).
+- If the server is unreachable or dies mid-answer (or ends it with "abort", as vLLM does when
+  it shuts down), the turn is rolled back: the history is exactly what it was before `send()`,
+  and the error (`ServerUnavailable`) carries the text in `.unsent` so it can be sent again as
+  is once the server is back (`vllm-lab up`).
 
 Requests go through `lab_helpers.connect` (the key re-read after a restart, timeouts, no
 retries, the lab's errors); this module only adds what a conversation needs on top.
@@ -45,6 +46,7 @@ from ..connect import (
     ServerUnavailable,
     api_error_message,
     not_served,
+    require_finished,
 )
 from ..errors import LabError
 from .export import to_json, to_markdown
@@ -66,8 +68,7 @@ if TYPE_CHECKING:
     from ..server import Server
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant for ACME Corp customers. Answer briefly."
-# What a refused chat request (HTTP 4xx) means, and what to do (cause, fix).
-REJECTED = ("the server refused a setting or the conversation",
+REJECTED = ("the server refused a setting or the conversation",  # a 4xx: (cause, fix)
             "change the message or the settings and send again")
 
 __all__ = [
@@ -190,10 +191,8 @@ class ChatSession:
         return self._active is not None or any(t.status == "streaming" for t in self._history)
 
     def messages(self, next_message: str | None = None) -> list[dict[str, str]]:
-        """The messages the next request sends: system prompt, finished turns, new message.
-
-        Stopped answers are included as far as they got.
-        """
+        """The messages the next request sends: system prompt, finished turns (stopped answers
+        as far as they got), new message."""
         out: list[dict[str, str]] = []
         if self.system_prompt.strip():
             out.append({"role": "system", "content": self.system_prompt})
@@ -227,8 +226,7 @@ class ChatSession:
         if stream is None:  # still sending the request: the streaming thread closes it
             return True
         # Closing the response tells vLLM the client left, so it aborts the request. The
-        # streaming thread notices the flag at its next chunk (or its read fails): both end
-        # the turn as stopped.
+        # streaming thread sees the flag at its next chunk (or its read fails): turn stopped.
         try:
             stream.close()
         except Exception:  # noqa: BLE001 - closing from another thread may race the reader
@@ -344,6 +342,8 @@ class ChatSession:
                     yield piece
                 if self._stop.is_set():
                     break
+            if not self._stop.is_set():
+                require_finished(finish)
         except GeneratorExit:  # the caller closed the iterator: a stop
             self._stop.set()
         except Exception as exc:

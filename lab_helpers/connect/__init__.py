@@ -33,9 +33,10 @@ The policy, the same for all of them:
   it may be back on another port) and says at once if it is not running.
 - **Errors** pass through `translate`, the one translator: every `openai` and `httpx` failure
   becomes a `ServerRequestError` (a `LabError`: what failed, the likely cause, the fix).
-  ServerUnavailable: unreachable, timed out, 5xx, died mid-answer. KeyRejected: 401 after the
-  re-read. RequestRejected: another 4xx, with the server's own `reason` (ModelNotServed for a
-  model the server does not serve).
+  ServerUnavailable: unreachable, timed out, 5xx, died mid-answer (also an answer whose last
+  finish reason is not one of a complete answer: `require_finished`, for vLLM's "abort" when
+  it shuts down). KeyRejected: 401 after the re-read. RequestRejected: another 4xx, with the
+  server's own `reason` (ModelNotServed for a model the server does not serve).
 
 `connection` holds `Connection`; `errors` the errors and `translate`. May import: `errors`,
 `server` (the key file, finding a server by name).
@@ -46,8 +47,10 @@ from __future__ import annotations
 from .connection import CONNECT_TIMEOUT_S, QUICK_TIMEOUT_S, READ_TIMEOUT_S, Connection
 from .errors import (
     DEFAULT_SERVER,
+    FINISHED,
     REJECTED,
     RESTART_FIX,
+    AnswerCut,
     Hint,
     KeyRejected,
     ModelNotServed,
@@ -56,14 +59,16 @@ from .errors import (
     ServerUnavailable,
     api_error_message,
     not_served,
+    require_finished,
     restart_fix,
     status_of,
     translate,
 )
 
 __all__ = [
-    "CONNECT_TIMEOUT_S", "DEFAULT_SERVER", "QUICK_TIMEOUT_S", "READ_TIMEOUT_S", "REJECTED",
-    "RESTART_FIX", "Connection", "Hint", "KeyRejected", "ModelNotServed", "RequestRejected",
-    "ServerRequestError", "ServerUnavailable", "api_error_message", "not_served", "restart_fix",
-    "status_of", "translate",
+    "CONNECT_TIMEOUT_S", "DEFAULT_SERVER", "FINISHED", "QUICK_TIMEOUT_S", "READ_TIMEOUT_S",
+    "REJECTED", "RESTART_FIX", "AnswerCut", "Connection", "Hint", "KeyRejected",
+    "ModelNotServed", "RequestRejected",
+    "ServerRequestError", "ServerUnavailable", "api_error_message", "not_served",
+    "require_finished", "restart_fix", "status_of", "translate",
 ]

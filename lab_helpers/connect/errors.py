@@ -89,6 +89,33 @@ def restart_fix(name: str | None) -> str:
             "notebook), then try again")
 
 
+# -- an answer that ended without its end ---------------------------------------------------
+
+FINISHED = ("stop", "length", "tool_calls", "repetition", "content_filter")
+"""Finish reasons of an answer that came to its end (vLLM 0.32 adds "repetition"); vLLM's
+other two, "abort" and "error", and no finish reason at all mean the answer was cut off."""
+
+
+class AnswerCut(Exception):
+    """A streamed answer ended without a finish reason of a complete answer (see `FINISHED`).
+
+    vLLM aborts the answers it is generating when it shuts down: depending on timing the
+    client gets the last chunk with finish_reason "abort", and the stream then ends cleanly,
+    with no connection error. `translate` makes it a ServerUnavailable like a broken stream.
+    """
+
+    def __init__(self, finish_reason: str | None) -> None:
+        self.finish_reason = finish_reason
+        super().__init__(f"finish_reason {finish_reason!r}" if finish_reason
+                         else "the stream ended without a finish reason")
+
+
+def require_finished(finish_reason: str | None) -> None:
+    """Raise AnswerCut unless a streamed answer's last finish reason says it is complete."""
+    if finish_reason not in FINISHED:
+        raise AnswerCut(finish_reason)
+
+
 # -- the translator ----------------------------------------------------------------------------
 
 
@@ -184,6 +211,14 @@ def translate(exc: BaseException, *, label: str, server_name: str | None = None,
                 else f"Cannot {place}: the server does not answer ({kind}).")
         return ServerUnavailable(said, cause="the server was stopped, crashed, or is still "
                                              "starting", fix=restart_fix(server_name), **down)
+    if isinstance(exc, AnswerCut):
+        said = (f"{who} stopped answering mid-answer ({exc})." if partial
+                else f"{who} ended {what} without an answer ({exc}).")
+        return ServerUnavailable(
+            said, cause="the server is shutting down (vLLM aborts the answers it is "
+                        "generating), or its engine failed on this request (its log says which: "
+                        f"vllm-lab logs {server_name or DEFAULT_SERVER})",
+            fix=restart_fix(server_name), **down)
     if isinstance(exc, openai.APIError):  # an error event in a stream (vLLM stopping), ...
         said = (f"{who} stopped answering mid-answer: {api_error_message(exc)}" if partial
                 else f"{who} failed during {what}: {api_error_message(exc)}")

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import server
-from ..connect import READ_TIMEOUT_S, Connection, RequestRejected, ServerUnavailable
+from ..connect import (
+    READ_TIMEOUT_S,
+    Connection,
+    RequestRejected,
+    ServerUnavailable,
+    require_finished,
+)
 from .checks import StructuredError
 from .constraints import Constraint
 from .verdicts import Verdict
@@ -150,14 +156,19 @@ class StructuredClient:
                 fix="build one with structured.json_schema(...), structured.regex(...), "
                     "structured.choice(...) or structured.grammar(...)")
         fields = constraint.request_kwargs() if constraint is not None else {}
-        began = time.perf_counter()
-        response = self._conn.request(
-            lambda client: client.chat.completions.create(
+
+        def answer(client: Any) -> Any:
+            response = client.chat.completions.create(
                 model=self.model, messages=self.messages(prompt, system_prompt),
                 max_tokens=max_tokens or self.max_tokens, temperature=self.temperature,
-                **fields),
-            what=f"the {constraint.mode} constraint" if constraint is not None else "the request",
-            rejected=REJECTED)
+                **fields)
+            require_finished(response.choices[0].finish_reason)  # "abort": vLLM stopping
+            return response
+
+        began = time.perf_counter()
+        response = self._conn.request(
+            answer, rejected=REJECTED,
+            what=f"the {constraint.mode} constraint" if constraint is not None else "the request")
         latency = time.perf_counter() - began
         choice = response.choices[0]
         text = choice.message.content or ""

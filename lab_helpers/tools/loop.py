@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import openai
 
-from ..connect import Connection
+from ..connect import Connection, require_finished
 from ..connect.batch import at_once
 from ..errors import LabError
 from .executor import ToolExecutor, ToolResult
@@ -278,6 +278,7 @@ class ToolLoop:
             if response.usage:
                 rnd.prompt_tokens = response.usage.prompt_tokens
                 rnd.completion_tokens = response.usage.completion_tokens
+        require_finished(rnd.finish_reason)  # vLLM shutting down ends an answer with "abort"
         rnd.seconds = time.perf_counter() - start
         return rnd
 

@@ -33,6 +33,7 @@ from lab_helpers.connect import (
 from lab_helpers.errors import LabError
 from lab_helpers.server import free_port
 from lab_helpers.server.keys import new_api_key
+from lab_helpers.tools import ToolExecutor, ToolLoop, ToolRegistry
 
 MODEL = "stub-model"
 
@@ -64,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
         if stub.stream is not None:
             return self._stream(stub.stream)
         self._json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": MODEL,
-                         "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                         "choices": [{"index": 0, "finish_reason": stub.finish, "message": {
                              "role": "assistant", "content": "hello"}}]})
 
     def _json(self, status: int, body: dict[str, Any]) -> None:
@@ -76,22 +77,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _stream(self, how: str) -> None:
-        """One content chunk, then either an error event (vLLM's way of failing mid-answer)
-        or a connection closed in the middle of the chunked body (a server that died)."""
+        """One content chunk, then: an error event (vLLM failing mid-answer), a connection
+        closed in the middle of the chunked body (a server that died: "cut"), or a complete
+        body whose last choice says `how` ("stop", "abort": vLLM shutting down, "none": no
+        finish reason at all) followed by the usage chunk and [DONE]."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": MODEL,
-                 "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]}
-        events = [f"data: {json.dumps(chunk)}\n\n"]
+
+        def chunk(choices: list[dict[str, Any]], **more: Any) -> str:
+            return "data: " + json.dumps({"id": "x", "object": "chat.completion.chunk",
+                                          "created": 0, "model": MODEL, "choices": choices,
+                                          **more}) + "\n\n"
+
+        events = [chunk([{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}])]
         if how == "error":
             events.append(f"data: {json.dumps({'error': {'message': 'engine died'}})}\n\n")
+        elif how != "cut":
+            finish = None if how == "none" else how
+            usage = {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+            events += [chunk([{"index": 0, "delta": {}, "finish_reason": finish}]),
+                       chunk([], usage=usage), "data: [DONE]\n\n", ""]  # "": the last chunk
         for event in events:
             data = event.encode()
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
-        self.close_connection = True  # no closing zero-length chunk: an incomplete body
+        self.close_connection = True  # "cut" and "error": no closing chunk, a broken body
 
 
 class _Stub(ThreadingHTTPServer):
@@ -104,6 +116,7 @@ class _Stub(ThreadingHTTPServer):
         self.reason = ""
         self.delay = 0.0
         self.stream: str | None = None
+        self.finish = "stop"  # of an answer that is not streamed
         self.requests = 0
 
     @property
@@ -255,6 +268,37 @@ def test_an_error_event_in_the_stream_is_a_server_going_away(stub):
     err = caught.value
     assert "engine died" in err.what and "mid-answer" in err.what and err.partial == "Hel"
     assert "vllm-lab up" in err.fix and "vllm-lab logs" in err.cause
+
+
+@pytest.mark.parametrize("finish", ["abort", "none"])
+def test_an_answer_the_server_ends_without_finishing_is_a_server_going_away(stub, finish):
+    """vLLM aborts running answers when it shuts down; the client may get a clean end of
+    stream with finish_reason "abort" (seen 1 in 6 stops of a local server mid-answer)."""
+    stub.stream = finish
+    session = ChatSession(base_url=stub.url, api_key="key-1", model=MODEL)
+    with pytest.raises(ServerUnavailable) as caught:
+        list(session.send("Hello"))
+    err = caught.value
+    assert "mid-answer" in err.what and err.partial == "Hel" and err.unsent == "Hello"
+    assert "shutting down" in err.cause and "vllm-lab up" in err.fix and session.history == ()
+    loop = ToolLoop(executor=ToolExecutor(ToolRegistry()), model=MODEL,
+                    client=openai.OpenAI(base_url=f"{stub.url}/v1", api_key="key-1"))
+    with pytest.raises(ServerUnavailable, match="round 1 of the tool loop"):
+        loop.run("Hello", stream=True)
+    stub.stream, stub.finish = None, "abort" if finish == "abort" else None  # not streamed
+    with pytest.raises(ServerUnavailable, match="round 1 of the tool loop"):
+        loop.run("Hello")
+
+
+def test_a_complete_stream_is_a_finished_answer(stub):
+    stub.stream = "stop"
+    session = ChatSession(base_url=stub.url, api_key="key-1", model=MODEL)
+    assert session.stream("Hello").status == "done" and session.last_stats.completion_tokens == 1
+    loop = ToolLoop(executor=ToolExecutor(ToolRegistry()), model=MODEL,
+                    client=openai.OpenAI(base_url=f"{stub.url}/v1", api_key="key-1"))
+    assert loop.run("Hello", stream=True).answer == "Hel"
+    stub.stream = None
+    assert loop.run("Hello").answer == "hello"
 
 
 # -- what is not an HTTP failure -----------------------------------------------------------------

@@ -1,4 +1,11 @@
-"""Browser fixtures: one JupyterLab and one Chromium for the whole browser test session."""
+"""Browser fixtures: one JupyterLab and one Chromium for the whole browser test session.
+
+JupyterLab runs in the runtime nbval's notebooks do not use: where the test lab's servers and
+the notebooks under nbval run in Podman, the browser tests run in the local-runtime lab
+(tests/local_runtime_lab.py), so modules 1-5 in the browser start and use local-process
+servers (module 1's cells start its chat server; the others reuse it) and every full run
+shows the notebooks under both runtimes. Without Podman both are local processes.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from lab_helpers.server import free_port
+from tests.local_runtime_lab import default_runtime, local_runtime_env, stop_servers
 
 from .harness import (
     CHROMIUM,
@@ -26,9 +34,12 @@ def jupyterlab(tmp_path_factory):
     work = tmp_path_factory.mktemp("jupyterlab")
     root = work / "notebooks"
     shutil.copytree(NOTEBOOKS, root)
-    lab = start_jupyterlab(root, work, free_port())
+    other = local_runtime_env() if default_runtime() == "podman" else None
+    lab = start_jupyterlab(root, work, free_port(), other)
     yield lab
     stop_jupyterlab(lab)
+    if other is not None:
+        stop_servers(other)  # the local-runtime lab's servers the kernels started
 
 
 @pytest.fixture(scope="session")

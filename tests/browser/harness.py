@@ -35,13 +35,17 @@ class JupyterLab:
     root: Path
     process: subprocess.Popen[bytes]
     log: Path
+    env: dict[str, str]
+    """The environment its kernels inherit (which lab home, ports and runtime)."""
 
     def notebook_url(self, name: str) -> str:
         return f"{self.url}/lab/tree/{name}?token={self.token}&reset"
 
 
-def start_jupyterlab(root: Path, work: Path, port: int) -> JupyterLab:
-    """Start JupyterLab on `root`; wait until its API answers."""
+def start_jupyterlab(root: Path, work: Path, port: int,
+                     lab_env: dict[str, str] | None = None) -> JupyterLab:
+    """Start JupyterLab on `root` with `lab_env` (default: this process's environment) for
+    its kernels; wait until its API answers."""
     settings = work / "lab-settings"
     notif = settings / "@jupyterlab" / "apputils-extension"
     notif.mkdir(parents=True, exist_ok=True)
@@ -53,7 +57,8 @@ def start_jupyterlab(root: Path, work: Path, port: int) -> JupyterLab:
     (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     token = secrets.token_hex(16)
     log = work / "jupyterlab.log"
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(settings)}
+    env = {**(os.environ if lab_env is None else lab_env),
+           "JUPYTERLAB_SETTINGS_DIR": str(settings)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
          "--ip=127.0.0.1", f"--ServerApp.token={token}", f"--notebook-dir={root}",
@@ -67,7 +72,7 @@ def start_jupyterlab(root: Path, work: Path, port: int) -> JupyterLab:
             raise RuntimeError(f"JupyterLab exited:\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(f"{url}/api/status?token={token}", timeout=2).status_code == 200:
-                return JupyterLab(url, token, root, proc, log)
+                return JupyterLab(url, token, root, proc, log, env)
         except httpx.HTTPError:
             pass
         time.sleep(0.5)

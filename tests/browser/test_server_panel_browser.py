@@ -20,15 +20,21 @@ def _state(row) -> str:
     return text
 
 
-def _assert_command_of_the_default_runtime(command: str) -> None:
-    """The panel (runtime "auto", the kernel inherits this environment) previews the command
-    of the runtime the shared test servers use: a `podman run` with the lab's container, or
-    the local launcher with the key file's variable."""
+def _assert_command_of_the_kernels_runtime(command: str, lab_env: dict[str, str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The panel (runtime "auto") previews the command of the runtime its kernel's lab uses
+    (the kernel inherits JupyterLab's environment): a `podman run` with the lab's container,
+    or the local launcher with the key file's variable."""
     from lab_helpers.server import choose_runtime
     from lab_helpers.server.config import embedding_server
     from lab_helpers.server.keyguard import KEY_FILE_ENV
     from lab_helpers.server.local import LAUNCHER
 
+    for name in ("VLLM_LAB_HOME", "VLLM_LAB_PORT_BASE", "VLLM_LAB_RUNTIME"):
+        if name in lab_env:
+            monkeypatch.setenv(name, lab_env[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
     cfg = embedding_server()
     kind, why = choose_runtime(cfg)
     assert f"--served-model-name {cfg.model_name}" in command and "--runner pooling" in command
@@ -40,7 +46,7 @@ def _assert_command_of_the_default_runtime(command: str) -> None:
         assert str(LAUNCHER) in command and f"{KEY_FILE_ENV}=" in command, (why, command)
 
 
-def test_panel_starts_follows_and_stops_a_server(jupyterlab, page):
+def test_panel_starts_follows_and_stops_a_server(jupyterlab, page, monkeypatch):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "vllm-lab", "display_name": "vLLM Lab",
                                  "language": "python"}
@@ -64,7 +70,7 @@ def test_panel_starts_follows_and_stops_a_server(jupyterlab, page):
     wait_until(lambda: _state(row) == "stopped", 30, "the stopped state")
     row.get_by_text("command").click()  # the <details> with the exact command
     command = row.locator("pre").inner_text()
-    _assert_command_of_the_default_runtime(command)
+    _assert_command_of_the_kernels_runtime(command, jupyterlab.env, monkeypatch)
 
     # Start opens the log view, which follows the server's log while it starts.
     start.click()

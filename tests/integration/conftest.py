@@ -3,35 +3,28 @@
 - `local_chat_srv`: the lab's chat server as a local process ("chat-local") beside the
   Podman one, for tests that show something works under both runtimes. Its cold start began
   in the background when the tests were collected (the root conftest.py).
-- `local_runtime_lab`: a second test lab whose servers run as local processes. `./lab start`
-  is tested in it (its background start of the chat server), and module 1's runtime steps
-  then run in it, finding that server warm as a learner would. Its own home (the test lab's,
-  suffixed) and ports (the test lab's + 100), so its `chat` never clashes with the Podman one;
-  the prepared models and the MCP reference servers are the test lab's (linked, not prepared
-  again).
+- `local_runtime_lab`: the environment of a second test lab whose servers run as local
+  processes (tests/local_runtime_lab.py). `./lab start` is tested in it (its background start
+  of the chat server), and module 1's runtime steps then run in it, finding that server warm
+  as a learner would.
 
-Both are package-scoped: the notebooks and the browser tests that follow never use them, so
-their memory (about 4 GiB per server) is given back before the notebooks start servers of
-their own (module 5 starts its fresh servers together when the memory allows).
+Both are package-scoped: the notebooks that follow never use them, so their memory (about
+4 GiB per server) is given back before the notebooks start servers of their own (module 5
+starts its fresh servers together when the memory allows). The browser tests come back to the
+local-runtime lab after the notebooks, with a chat server of their own.
 VLLM_LAB_TEST_KEEP_SERVERS=1 keeps them, as it keeps the session's other servers.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from lab_helpers import server
-from lab_helpers.paths import lab_home, port_base
+from lab_helpers.paths import port_base
 from lab_helpers.server.config import chat_server
-
-
-def _keep() -> bool:
-    return os.environ.get("VLLM_LAB_TEST_KEEP_SERVERS") == "1"
+from tests.local_runtime_lab import keep_servers, local_runtime_env, stop_servers
 
 
 @pytest.fixture(scope="package")
@@ -42,24 +35,13 @@ def local_chat_srv(servers_running_at_start):
     yield server.start(chat_server("cpu", name="chat-local", port=port_base() + 10),
                        runtime="local")
     before = {(runtime, name) for runtime, name, _ident in servers_running_at_start}
-    if not _keep() and ("local", "chat-local") not in before:
+    if not keep_servers() and ("local", "chat-local") not in before:
         server.get_runtime("local").remove("chat-local")
 
 
 @pytest.fixture(scope="package")
-def local_runtime_lab() -> dict[str, str]:
-    """The environment of the local-runtime lab (VLLM_LAB_HOME, port base, runtime)."""
-    test_home = lab_home()
-    home = Path(str(test_home) + "-local-runtime")
-    home.mkdir(exist_ok=True)
-    for shared in ("models", "mcp-node"):
-        link = home / shared
-        if not link.exists() and (test_home / shared).exists():
-            link.symlink_to(test_home / shared, target_is_directory=True)
-    env = {**os.environ, "VLLM_LAB_HOME": str(home), "VLLM_LAB_RUNTIME": "local",
-           "VLLM_LAB_PORT_BASE": str(port_base() + 100)}
+def local_runtime_lab() -> Iterator[dict[str, str]]:
+    """The environment of the local-runtime lab (tests/local_runtime_lab.py)."""
+    env = local_runtime_env()
     yield env
-    if _keep():
-        return
-    subprocess.run([sys.executable, "-m", "lab_helpers.cli", "down", "--all"], env=env,
-                   check=False, timeout=120, capture_output=True)
+    stop_servers(env)

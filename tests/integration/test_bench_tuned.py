@@ -12,10 +12,13 @@ one, a killed benchmark's server is stopped by the next.
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from lab_helpers import bench, server, structured
 from lab_helpers.cli.main import build_parser
+from lab_helpers.connect.batch import at_once
 from lab_helpers.models import INT8_CHAT_MODEL
 from lab_helpers.server.config import chat_server
 from lab_helpers.structured import StructuredClient
@@ -49,12 +52,13 @@ def tuned(tmp_path_factory):
         loop = ToolLoop(srv, ToolExecutor(acme_registry(desk), decide=approve_all),
                         max_tokens=150)
         seen["loop"] = loop
-        seen["transcript"] = loop.run("Where is my order ORD-78432?", tool_choice="required")
         gen = StructuredClient(srv, max_tokens=160, system_prompt=TICKET_SYSTEM_PROMPT)
-        seen["tickets"] = [
-            gen.run(ticket_prompt(m.text), structured.json_schema(TICKET_SCHEMA,
-                                                                  name="support_ticket"))
-            for m in support_messages()[:5]]
+        ticket = structured.json_schema(TICKET_SCHEMA, name="support_ticket")
+        # The tool loop and five tickets at once, as vLLM batches them.
+        seen["transcript"], *seen["tickets"] = at_once(
+            [partial(loop.run, "Where is my order ORD-78432?", tool_choice="required")]
+            + [partial(gen.run, ticket_prompt(m.text), ticket) for m in support_messages()[:5]],
+            workers=6, desc="answers", unit="answer", progress=False)
 
     variant = bench.cpu_tuned(base)
     load = bench.concurrent([4], max_requests=8, prompt_tokens=64, output_tokens=32)

@@ -32,8 +32,8 @@ from lab_helpers.widgets.room_dashboard import RoomDashboard
 pytestmark = pytest.mark.integration
 
 ATTENDEES = 30
-RUN_S = 20.0
-REVOKE_AT_S = 8.0
+RUN_S = 12.0
+REVOKE_AT_S = 5.0
 
 
 @pytest.fixture(params=["podman", "local"])

@@ -39,7 +39,7 @@ from typing import Any
 
 OPTIONS_NAME = "options.json"  # beside the room's keys file
 # An attendee's requests running at once unless benchmarks are allowed: the lab's own batches
-# (module 2's experiment, module 3's evaluation, module 4's agent) send at most 6.
+# (module 2's experiment, module 3's evaluation, module 4's agent) send at most 8.
 ATTENDEE_IN_FLIGHT = 8
 # Answers whose `usage` is counted; a streamed answer has it in its last event when the
 # request asked for it (`stream_options: {"include_usage": true}`).

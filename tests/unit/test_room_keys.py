@@ -456,7 +456,7 @@ def test_a_nameless_entry_in_the_room_file_is_an_attendee_not_the_instructor(gua
 
 def test_the_labs_own_batches_fit_an_attendees_limit_as_the_readme_says():
     """The README's limit is the launcher's, and no module's batch (their default number of
-    requests at once) runs into it in a joined lab."""
+    requests at once, or what a notebook passes instead) runs into it in a joined lab."""
     import inspect
     import re
     from pathlib import Path
@@ -474,6 +474,11 @@ def test_the_labs_own_batches_fit_an_attendees_limit_as_the_readme_says():
                "ask_many": inspect.signature(McpAgent.ask_many).parameters["workers"].default,
                "run_ticket_experiment":
                    inspect.signature(run_ticket_experiment).parameters["concurrency"].default}
+    # ... and what the notebooks pass to them
+    for notebook in sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb")):
+        for n, cell in enumerate(json.loads(notebook.read_text())["cells"]):
+            for size in re.findall(r"\b(?:concurrency|workers)=(\d+)", "".join(cell["source"])):
+                batches[f"{notebook.stem} cell {n}"] = int(size)
     assert max(batches.values()) <= room_guard.ATTENDEE_IN_FLIGHT, batches
     batch_said = re.search(r"the lab's own batches send at most (\d+)", readme.replace("\n  ", " "))
     assert batch_said and int(batch_said.group(1)) == max(batches.values())

@@ -115,6 +115,17 @@ def _end_early_starts(session) -> None:
             proc.wait(timeout=10)
 
 
+def pytest_runtest_setup(item) -> None:
+    """Before the first notebook: the local-runtime test lab's servers are stopped (the tests
+    that use it, integration and browser, come first; the memory is the notebooks')."""
+    from tests.local_runtime_lab import LOCAL_LAB_IN_USE, stop_servers
+
+    env = item.config.stash.get(LOCAL_LAB_IN_USE, None)
+    if env is not None and item.nodeid.startswith("notebooks/"):
+        del item.config.stash[LOCAL_LAB_IN_USE]
+        stop_servers(env)
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
     _end_early_starts(session)
     if os.environ.get("VLLM_LAB_TEST_KEEP_SERVERS") == "1":

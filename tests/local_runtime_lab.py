@@ -4,7 +4,8 @@ The test lab's own servers run in the default runtime (Podman wherever it works)
 the notebooks under nbval. Where that is Podman, the tests that show the lab under the other
 runtime run in this lab: `./lab start` and module 1's runtime steps (tests/integration), and
 the browser tests (tests/browser: JupyterLab's kernels inherit this environment, so modules
-1-5 in the browser start and reuse local-process servers). Its own home (the test lab's,
+1-5 in the browser use local-process servers, module 1 finding the chat server `./lab start`
+started). The fixture is `local_runtime_lab` (tests/conftest.py). Its own home (the test lab's,
 suffixed) and ports (the test lab's + 100), so its `chat` never clashes with the Podman one;
 the prepared models and the MCP reference servers are the test lab's (linked, not prepared
 again).
@@ -17,7 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lab_helpers.paths import lab_home, port_base
+
+LOCAL_LAB_IN_USE = pytest.StashKey[dict[str, str]]()
+"""The local-runtime lab's environment, once a test of this session has used it."""
 
 
 def local_runtime_env() -> dict[str, str]:

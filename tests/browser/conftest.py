@@ -1,10 +1,11 @@
-"""Browser fixtures: one JupyterLab and one Chromium for the whole browser test session.
+"""Browser fixtures: one JupyterLab and one Chromium for all the browser tests, stopped after them.
 
 JupyterLab runs in the runtime nbval's notebooks do not use: where the test lab's servers and
 the notebooks under nbval run in Podman, the browser tests run in the local-runtime lab
-(tests/local_runtime_lab.py), so modules 1-5 in the browser start and use local-process
-servers (module 1's cells start its chat server; the others reuse it) and every full run
-shows the notebooks under both runtimes. Without Podman both are local processes.
+(tests/local_runtime_lab.py), so modules 1-5 in the browser use local-process servers (module
+1's start cell finds the chat server `./lab start` started there in the integration tests, if
+they ran; the other modules reuse it) and every full run shows the notebooks under both
+runtimes. Without Podman both are local processes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lab_helpers.server import free_port
-from tests.local_runtime_lab import default_runtime, local_runtime_env, stop_servers
+from tests.local_runtime_lab import default_runtime
 
 from .harness import (
     CHROMIUM,
@@ -28,21 +29,20 @@ from .harness import (
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
-@pytest.fixture(scope="session")
-def jupyterlab(tmp_path_factory):
+@pytest.fixture(scope="package")
+def jupyterlab(request, tmp_path_factory):
     """JupyterLab on a copy of the notebooks: autosave must not write outputs into git."""
     work = tmp_path_factory.mktemp("jupyterlab")
     root = work / "notebooks"
     shutil.copytree(NOTEBOOKS, root)
-    other = local_runtime_env() if default_runtime() == "podman" else None
+    other = (request.getfixturevalue("local_runtime_lab") if default_runtime() == "podman"
+             else None)
     lab = start_jupyterlab(root, work, free_port(), other)
     yield lab
     stop_jupyterlab(lab)
-    if other is not None:
-        stop_servers(other)  # the local-runtime lab's servers the kernels started
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
     if not chromium_available():
         pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium (./lab test "

@@ -282,6 +282,31 @@ QUOTED = [
     (ENG, "throughput.json", ("ratios/default_vs_llama_at_1", "ratios/default_vs_llama_at_16"),
      "Default vs llama-server: x{:.2f} at 1, x{:.2f} at 16"),
     (ENG, "throughput.json", "seconds", "local processes, idle machine ({:.0f} s)"),
+    # test_run.json
+    ("README.md", "test_run.json", ("tests", "tests_s"),
+     lambda n, s: f"ran {n:,} tests in {int(s // 60)} min {int(s % 60)} s on this 2-core"),
+    ("README.md", "test_run.json", "quick/wall_s",
+     lambda s: f"one real server: {s:.0f} s in the same measurement"),
+    (ENG, "test_run.json", "quick/wall_s",
+     lambda s: f"{s:.0f} s instead of the whole run (`benchmarks/results/test_run.json`)"),
+    (ENG, "test_run.json", ("date", "commit", "setup_s", "tests", "tests_s",
+                            "minutes_by_part/*", "quick/wall_s"),
+     lambda date, commit, setup, n, s, integration, notebooks, browser, unit, quick:
+     f"{date}, at commit {commit[:7]}: setup {setup / 60:.1f} min, then {n} tests (all six "
+     f"modules, the instructor notebook, the room, an attendee's joined lab, the Kubernetes "
+     f"export under `podman kube play`) in {int(s // 60)} min {int(s % 60)} s, all passed: "
+     f"integration {integration} min, notebooks {notebooks} min, browser {browser} min, unit "
+     f"{unit} min; the quick tier {quick:.0f} s."),
+    (ENG, "test_run.json", ("tests", "tests_s", "setup_s", "minutes_by_part/*",
+                            "targets/tests_min", "quick/wall_s"),
+     lambda n, s, setup, i, nb, b, u, target, quick:
+     f"{n} tests, all passed, in {int(s // 60)} min {int(s % 60)} s after {setup / 60:.1f} min "
+     f"of setup (integration {i}, notebooks {nb}, browser {b}, unit {u} min; target <= "
+     f"{target:.0f} min); quick tier {quick:.0f} s."),
+    (ENG, "test_run.json", "slowest_files_s/*",
+     lambda nb5, join, trust, tuned, nb1, nb3, *_:
+     f"module 5's notebook {nb5} s, modules 2-4 in a lab joined to a room {join} s, "
+     f"test_server_trust {trust} s"),
     # core_path.json
     ("README.md", "core_path.json", "modules/*/reading_min",
      lambda *m: f"reading {sum(m):.0f} minutes"),
@@ -325,6 +350,14 @@ def test_a_quoted_figure_is_its_results_file(where, results, paths, fmt):
     quoted = fmt(*values) if callable(fmt) else fmt.format(*values)
     text = " ".join(TEXTS[where].split())
     assert quoted in text, f"{where} does not quote {quoted!r} from {results} ({paths})"
+
+
+def test_the_test_run_quoted_passed_and_the_readmes_first_setup_is_the_docs():
+    run = json.loads((RESULTS / "test_run.json").read_text())
+    assert run["exit_code"] == 0 and set(run["counts"]) <= {"passed", "warnings"}
+    assert run["quick"]["exit_code"] == 0
+    first = re.search(r"The first run took (\d+ min \d+ s)", " ".join(TEXTS["README.md"].split()))
+    assert first and f"took {first.group(1)}" in " ".join(TEXTS[ENG].split())
 
 
 def test_module_3s_reading_of_the_worked_examples_is_the_results_file():

@@ -239,13 +239,15 @@ def test_a_lab_server_that_failed_is_looked_up_again_before_the_next_request(lab
 
 @pytest.mark.parametrize("send", [chat, models], ids=["openai", "httpx"])
 def test_a_timeout_is_not_retried(stub, send):
+    """The error says it timed out, and the server saw one request (the SDK's retries would
+    have sent the others before the error reached the caller). No wall-clock bound: under a
+    loaded machine the client's own timeout fires late."""
     stub.delay = 1.5
     conn = Connection(stub.url, api_key="key-1", timeout=0.5)
-    began = time.monotonic()
     with pytest.raises(ServerUnavailable) as caught:
         send(conn)
     assert "in time" in caught.value.what and "timeout=" in caught.value.fix
-    assert time.monotonic() - began < 1.4 and stub.requests == 1
+    assert stub.requests == 1
 
 
 def test_a_server_dying_mid_answer_rolls_the_turn_back(stub):

@@ -127,8 +127,10 @@ def pytest_runtest_setup(item) -> None:
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
+    from tests.local_runtime_lab import keep_servers
+
     _end_early_starts(session)
-    if os.environ.get("VLLM_LAB_TEST_KEEP_SERVERS") == "1":
+    if keep_servers():
         return
     from lab_helpers import server
 

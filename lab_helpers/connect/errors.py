@@ -106,7 +106,8 @@ class AnswerCut(Exception):
 
     def __init__(self, finish_reason: str | None) -> None:
         self.finish_reason = finish_reason
-        super().__init__(f"finish_reason {finish_reason!r}" if finish_reason
+        # the server's text, shown in the lab's error: a short one only (any server may lie)
+        super().__init__(f"finish_reason {finish_reason[:40]!r}" if finish_reason
                          else "the stream ended without a finish reason")
 
 

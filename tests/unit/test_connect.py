@@ -22,6 +22,7 @@ import pytest
 
 from lab_helpers.chat import ChatSession
 from lab_helpers.connect import (
+    AnswerCut,
     Connection,
     KeyRejected,
     ModelNotServed,
@@ -290,6 +291,11 @@ def test_an_answer_the_server_ends_without_finishing_is_a_server_going_away(stub
     stub.stream, stub.finish = None, "abort" if finish == "abort" else None  # not streamed
     with pytest.raises(ServerUnavailable, match="round 1 of the tool loop"):
         loop.run("Hello")
+
+
+def test_a_huge_finish_reason_is_cut_in_the_error():
+    err = translate(AnswerCut("x" * 100_000), label="the lab server 'chat'", partial="Hel")
+    assert isinstance(err, ServerUnavailable) and len(err.what) < 200
 
 
 def test_a_complete_stream_is_a_finished_answer(stub):

@@ -11,7 +11,8 @@ report names the commit it measured.
 It writes benchmarks/results/test_run.json: when, which commit, the machine; the setup's time
 (until `./lab` says it runs the suite) and the suite's (pytest's own figure), its counts, the
 minutes of each part (unit, integration, notebooks, browser: the JUnit report's test times,
-setup and teardown included), the slowest files, and the quick run's time and counts. The
+setup and teardown included), the slowest files, the notebook run beside the suite (its cells
+and seconds: tests/other_runtime_notebooks.py), and the quick run's time and counts. The
 README and docs/ENGINEERING.md quote it (tests/unit/test_cited_results.py checks them). The
 whole log stays in the temporary folder (its path is in the report).
 """
@@ -36,6 +37,8 @@ from lab_helpers.paths import REPO_ROOT
 
 SUITE_STARTS = "running the test suite"  # what ./lab prints when the setup is done
 SUMMARY = re.compile(r"^=+ (?P<counts>.*?) in (?P<seconds>[\d.]+)s")
+# The other runtime's notebook run (tests/other_runtime_notebooks.py) in the test lab's home.
+BESIDE_REPORT = Path.home() / ".cache" / "vllm-lab-test-other-runtime" / "whole-notebooks.xml"
 TARGET_TESTS_MIN = 25.0  # issue 18: the suite (after setup) under 25 minutes on this machine
 
 
@@ -134,6 +137,13 @@ def measure(quick: bool) -> dict[str, Any]:
         "targets": {"tests_min": TARGET_TESTS_MIN},
         "log": str(work / "test.log"),
     }
+    beside = BESIDE_REPORT
+    if beside.exists() and beside.stat().st_mtime > began.timestamp():
+        suite_case = next(ET.parse(beside).getroot().iter("testsuite"))
+        report["beside"] = {"what": "modules 1 and 5 whole in the other runtime, a second "
+                                    "pytest process beside the suite (in its time)",
+                            "cells": int(suite_case.get("tests", 0)),
+                            "seconds": round(float(suite_case.get("time", 0)), 1)}
     if quick:
         print("running ./lab test --quick", flush=True)
         code, wall, _, lines = run_logged(["./lab", "test", "--quick"], clone,

@@ -9,22 +9,34 @@ from pathlib import Path
 import pytest
 
 from tests.local_runtime_lab import LOCAL_LAB_IN_USE, local_runtime_env, stop_servers
+from tests.other_runtime_notebooks import RUN, Run, start
 
 
 @pytest.fixture(scope="session")
 def local_runtime_lab(request) -> Iterator[dict[str, str]]:
     """The environment of the local-runtime lab (tests/local_runtime_lab.py).
 
-    `./lab start` is tested in it (its background start of the chat server), module 1's
-    runtime steps then run in it, finding that server warm as a learner would, and the browser
-    tests, which come next, find it warm again. Its servers are stopped before the first
-    notebook runs (the root conftest.py: their memory is module 5's) or at the end of the
-    session.
+    `./lab start` is tested in it (its background start of the chat server), and the browser
+    tests, which come later, find that server warm as a learner would. Its servers are stopped
+    before the first notebook runs (the root conftest.py: their memory is module 5's) or at the
+    end of the session.
     """
     env = local_runtime_env()
     request.config.stash[LOCAL_LAB_IN_USE] = env
     yield env
     stop_servers(env)
+
+
+@pytest.fixture(scope="session")
+def other_runtime_notebooks(request) -> Run:
+    """Modules 1 and 5's nbval run in the other runtime (tests/other_runtime_notebooks.py),
+    finished: started in the background when the tests were collected (or now), waited for
+    here."""
+    run = request.config.stash.get(RUN, None) or start()
+    if run.runtime is None:
+        pytest.skip(run.why)
+    run.wait()
+    return run
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ before the notebooks start servers of their own (module 5 starts its fresh serve
 when the memory allows). VLLM_LAB_TEST_KEEP_SERVERS=1 keeps it, as it keeps the session's
 other servers.
 
-The local-runtime lab (`local_runtime_lab`, tests/conftest.py), where `./lab start` and
-module 1's runtime steps are tested, lives on into the browser tests.
+The local-runtime lab (`local_runtime_lab`, tests/conftest.py), where `./lab start` is
+tested, lives on into the browser tests.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 copies of the notebooks, starts the chat server in the background and serves JupyterLab.
 
 It runs in the local-runtime lab (tests/integration/conftest.py): the server it starts there
-is the one module 1's runtime steps find warm later in the session (test_notebook_profiles.py).
+is the one module 1's start cell finds warm in the browser tests later in the session.
 """
 
 from __future__ import annotations

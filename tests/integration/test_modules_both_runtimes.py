@@ -1,15 +1,16 @@
 """Modules 2-5 against a lab server in the runtime their notebooks do not use under nbval.
 
 The notebooks run under nbval with the default runtime (`choose_runtime`: Podman where it works
-and the image is built, else local processes), and module 1 runs once more as local processes
-(test_notebook_profiles.py). Modules 2-5 only *use* a running server, so here each one's core
-step runs against a chat server of the other runtime: the shared `local_chat_srv` when the
-default is Podman; when the default is local (VLLM_LAB_RUNTIME=local, or no usable Podman), a
-Podman chat server of this module's own, and a skip only where Podman is not usable at all
-(then there is no other runtime). The steps: a constrained answer that validates in every mode,
-a tool call executed against the ACME database, an MCP tool call through the approval gate, and
-a GuideLLM run read from its own report. Checked by structure, never by wording. (Both
-runtimes here as well would repeat what nbval already ran against the same server: about 70 s.)
+and the image is built, else local processes), and modules 1 and 5 run whole once more in the
+other runtime (test_whole_notebooks_in_the_other_runtime.py). Modules 2-5 only *use* a running
+server, so here each one's core step runs against a chat server of the other runtime: the
+shared `local_chat_srv` when the default is Podman; when the default is local
+(VLLM_LAB_RUNTIME=local, or no usable Podman), a Podman chat server of this module's own, and a
+skip only where Podman is not usable at all (then there is no other runtime). The steps: a
+constrained answer that validates in every mode, a tool call executed against the ACME
+database, an MCP tool call through the approval gate, and a GuideLLM run read from its own
+report. Checked by structure, never by wording. (Both runtimes here as well would repeat what
+nbval already ran against the same server: about 70 s.)
 """
 
 from __future__ import annotations

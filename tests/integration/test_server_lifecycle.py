@@ -14,6 +14,8 @@ import re
 import shutil
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -141,27 +143,14 @@ def test_port_in_use_fails_before_launching(runtime, chat):
     assert runtime.find("portclash") is None
 
 
-def test_invalid_extra_argument_fails_with_the_log(runtime, chat):
-    config = chat.config.replace(name="badargs", port=server.free_port(),
-                                 extra_args=("--no-such-vllm-flag",))
-    with pytest.raises(ServerStartError) as err:
-        runtime.start(config, timeout=180)
-    assert "--no-such-vllm-flag" in err.value.details
-    assert "extra_args" in err.value.cause
-    assert runtime.find("badargs") is None, "a failed start must leave nothing behind"
+@dataclass
+class FailedStart:
+    error: ServerStartError | None
+    failed_at: float
+    first_error_line: float | None  # when the log first showed an error-looking line
 
 
-def test_engine_death_is_reported_fast(runtime, chat, tmp_path):
-    """Corrupt weights: the API process lives on, the engine dies while loading them.
-
-    The start must fail within 10 s of the first error line in the log (not at the timeout),
-    with the log's last lines, and leave nothing behind.
-    """
-    broken = tmp_path / "broken-model"
-    shutil.copytree(chat.config.model_path, broken)
-    for weights in broken.glob("*.safetensors"):
-        weights.write_bytes(weights.read_bytes()[: 4096])
-    config = chat.config.replace(name="deadengine", port=server.free_port(), model=str(broken))
+def _fail_to_start(runtime: server.Runtime, config, timeout: float) -> FailedStart:
     first_error: list[float] = []
 
     def watch(line: str) -> None:
@@ -170,12 +159,53 @@ def test_engine_death_is_reported_fast(runtime, chat, tmp_path):
         if not first_error and ERROR_LINE.search(line):
             first_error.append(time.monotonic())
 
-    with pytest.raises(ServerStartError) as err:
-        runtime.start(config, timeout=300, on_log=watch)
-    failed_at = time.monotonic()
-    assert "last log lines" in err.value.details
-    assert first_error, "the log showed no error line: " + err.value.details[-1500:]
-    assert failed_at - first_error[0] <= 10, f"noticed {failed_at - first_error[0]:.1f} s late"
+    try:
+        runtime.start(config, timeout=timeout, on_log=watch)
+    except ServerStartError as err:
+        return FailedStart(err, time.monotonic(), first_error[0] if first_error else None)
+    runtime.remove(config.name)
+    return FailedStart(None, time.monotonic(), None)
+
+
+@pytest.fixture(scope="module")
+def failed_starts(runtime, chat, tmp_path_factory) -> dict[str, FailedStart]:
+    """Two starts that must fail, run at once (each is mostly a Python start waiting on one
+    core): an invalid extra argument, and corrupt weights, where the API process lives on and
+    the engine dies while loading them."""
+    broken = tmp_path_factory.mktemp("broken") / "broken-model"
+    shutil.copytree(chat.config.model_path, broken)
+    for weights in broken.glob("*.safetensors"):
+        weights.write_bytes(weights.read_bytes()[: 4096])
+    configs = {
+        "badargs": (chat.config.replace(name="badargs", port=server.free_port(),
+                                        extra_args=("--no-such-vllm-flag",)), 180),
+        "deadengine": (chat.config.replace(name="deadengine", port=server.free_port(),
+                                           model=str(broken)), 300),
+    }
+    with ThreadPoolExecutor(len(configs)) as pool:
+        started = {name: pool.submit(_fail_to_start, runtime, config, timeout)
+                   for name, (config, timeout) in configs.items()}
+        return {name: future.result() for name, future in started.items()}
+
+
+def test_invalid_extra_argument_fails_with_the_log(runtime, failed_starts):
+    err = failed_starts["badargs"].error
+    assert err is not None, "a start with an invalid argument succeeded"
+    assert "--no-such-vllm-flag" in err.details
+    assert "extra_args" in err.cause
+    assert runtime.find("badargs") is None, "a failed start must leave nothing behind"
+
+
+def test_engine_death_is_reported_fast(runtime, failed_starts):
+    """The start must fail within 10 s of the first error line in the log (not at the
+    timeout), with the log's last lines, and leave nothing behind."""
+    dead = failed_starts["deadengine"]
+    assert dead.error is not None, "a start with corrupt weights succeeded"
+    assert "last log lines" in dead.error.details
+    assert dead.first_error_line is not None, \
+        "the log showed no error line: " + dead.error.details[-1500:]
+    late = dead.failed_at - dead.first_error_line
+    assert late <= 10, f"noticed {late:.1f} s late"
     assert runtime.find("deadengine") is None
 
 

@@ -85,12 +85,10 @@ def pytest_sessionstart(session) -> None:
 
 
 def pytest_collection_finish(session) -> None:
-    """Start in the background the shared chat servers a collected test needs (and the
-    other runtime's notebook run, tests/other_runtime_notebooks.py, if a test reads it)."""
+    """Start the shared chat servers in the background that a collected test needs."""
     if session.config.option.collectonly:
         return
     from lab_helpers.paths import logs_dir
-    from tests import other_runtime_notebooks
 
     used = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     procs = []
@@ -100,19 +98,12 @@ def pytest_collection_finish(session) -> None:
                 procs.append(subprocess.Popen(
                     [sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, env=dict(os.environ)))
-    if other_runtime_notebooks.FIXTURE in used:
-        # Modules 1 and 5 whole in the other runtime, beside the rest of the run.
-        run = other_runtime_notebooks.start()
-        session.config.stash[other_runtime_notebooks.RUN] = run
-        if run.proc is not None:
-            procs.append(run.proc)
     session.config.stash[_EARLY_STARTS] = procs
 
 
 def _end_early_starts(session) -> None:
     """A background start still running at the end (a short or interrupted session) is
-    interrupted: `Runtime.start` then removes what it launched (a background nbval run
-    ends its own servers)."""
+    interrupted: `Runtime.start` then removes what it launched."""
     for proc in session.config.stash.get(_EARLY_STARTS, []):
         if proc.poll() is not None:
             continue

@@ -1,18 +1,19 @@
 """The test suite timed as CI runs it: the README's test command in a clean clone of HEAD.
 
-    .venv/bin/python -m benchmarks.test_run [--no-quick] [--no-save]
+    .venv/bin/python -m benchmarks.test_run [--no-quick] [--no-other-runtime] [--no-save]
 
-(run from the repository's root, on an idle machine: it takes about half an hour.) It clones
+(run from the repository's root, on an idle machine: it takes about 40 minutes.) It clones
 the committed HEAD into a temporary folder and runs `./lab test` there as `.ci/run` does
 (CI=true, DEBIAN_FRONTEND=noninteractive, no standard input), adding pytest's JUnit report;
-then `./lab test --quick` in the same clone. Uncommitted changes are not in the clone: the
+then, as `.ci/run` does, `./lab test --other-runtime`, and `./lab test --quick`, in the same
+clone. Uncommitted changes are not in the clone: the
 report names the commit it measured.
 
 It writes benchmarks/results/test_run.json: when, which commit, the machine; the setup's time
 (until `./lab` says it runs the suite) and the suite's (pytest's own figure), its counts, the
 minutes of each part (unit, integration, notebooks, browser: the JUnit report's test times,
-setup and teardown included), the slowest files, the notebook run beside the suite (its cells
-and seconds: tests/other_runtime_notebooks.py), and the quick run's time and counts. The
+setup and teardown included), the slowest files; the other-runtime run's time, counts and
+seconds per notebook; and the quick run's time and counts. The
 README and docs/ENGINEERING.md quote it (tests/unit/test_cited_results.py checks them). The
 whole log stays in the temporary folder (its path is in the report).
 """
@@ -37,8 +38,9 @@ from lab_helpers.paths import REPO_ROOT
 
 SUITE_STARTS = "running the test suite"  # what ./lab prints when the setup is done
 SUMMARY = re.compile(r"^=+ (?P<counts>.*?) in (?P<seconds>[\d.]+)s")
-# The other runtime's notebook run (tests/other_runtime_notebooks.py) in the test lab's home.
-BESIDE_REPORT = Path.home() / ".cache" / "vllm-lab-test-other-runtime" / "whole-notebooks.xml"
+# `./lab test --other-runtime`'s JUnit report (tests/other_runtime_notebooks.py), in its lab.
+OTHER_RUNTIME_REPORT = (Path.home() / ".cache" / "vllm-lab-test-other-runtime"
+                        / "whole-notebooks.xml")
 TARGET_TESTS_MIN = 25.0  # issue 18: the suite (after setup) under 25 minutes on this machine
 
 
@@ -111,7 +113,7 @@ def clone_head(into: Path) -> str:
     return commit
 
 
-def measure(quick: bool) -> dict[str, Any]:
+def measure(quick: bool, other_runtime: bool) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="vllm-lab-test-run-"))
     clone = work / "lab"
     commit = clone_head(clone)
@@ -137,13 +139,18 @@ def measure(quick: bool) -> dict[str, Any]:
         "targets": {"tests_min": TARGET_TESTS_MIN},
         "log": str(work / "test.log"),
     }
-    beside = BESIDE_REPORT
-    if beside.exists() and beside.stat().st_mtime > began.timestamp():
-        suite_case = next(ET.parse(beside).getroot().iter("testsuite"))
-        report["beside"] = {"what": "modules 1 and 5 whole in the other runtime, a second "
-                                    "pytest process beside the suite (in its time)",
-                            "cells": int(suite_case.get("tests", 0)),
-                            "seconds": round(float(suite_case.get("time", 0)), 1)}
+    if other_runtime:
+        print("running ./lab test --other-runtime", flush=True)
+        code, wall, _, lines = run_logged(["./lab", "test", "--other-runtime"], clone,
+                                          work / "other-runtime.log")
+        summary = pytest_summary(lines)
+        report["other_runtime"] = {
+            "command": "./lab test --other-runtime: every notebook whole in the runtime the "
+                       "suite's notebooks do not use (tests/other_runtime_notebooks.py)",
+            "exit_code": code, "wall_s": round(wall, 1), "tests_s": summary["seconds"],
+            "counts": summary["counts"],
+            "seconds_by_notebook": (junit_figures(OTHER_RUNTIME_REPORT)["slowest_files_s"]
+                                    if OTHER_RUNTIME_REPORT.exists() else {})}
     if quick:
         print("running ./lab test --quick", flush=True)
         code, wall, _, lines = run_logged(["./lab", "test", "--quick"], clone,
@@ -157,10 +164,12 @@ def measure(quick: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-quick", action="store_true", help="skip ./lab test --quick")
+    parser.add_argument("--no-other-runtime", action="store_true",
+                        help="skip ./lab test --other-runtime")
     parser.add_argument("--no-save", action="store_true",
                         help=f"print only; do not write {RESULTS / 'test_run.json'}")
     args = parser.parse_args()
-    report = measure(quick=not args.no_quick)
+    report = measure(quick=not args.no_quick, other_runtime=not args.no_other_runtime)
     publish(report, None if args.no_save else RESULTS / "test_run.json")
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.local_runtime_lab import LOCAL_LAB_IN_USE, local_runtime_env, stop_servers
-from tests.other_runtime_notebooks import RUN, Run, start
 
 
 @pytest.fixture(scope="session")
@@ -25,18 +24,6 @@ def local_runtime_lab(request) -> Iterator[dict[str, str]]:
     request.config.stash[LOCAL_LAB_IN_USE] = env
     yield env
     stop_servers(env)
-
-
-@pytest.fixture(scope="session")
-def other_runtime_notebooks(request) -> Run:
-    """Modules 1 and 5's nbval run in the other runtime (tests/other_runtime_notebooks.py),
-    finished: started in the background when the tests were collected (or now), waited for
-    here."""
-    run = request.config.stash.get(RUN, None) or start()
-    if run.runtime is None:
-        pytest.skip(run.why)
-    run.wait()
-    return run
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ runtime run in this lab: `./lab start` (tests/integration) and the browser tests
 use local-process servers, module 1 finding the chat server `./lab start` started). The fixture
 is `local_runtime_lab` (tests/conftest.py). Its own home (the test lab's, suffixed) and ports
 (the test lab's + 100), so its `chat` never clashes with the Podman one; the prepared models
-and the MCP reference servers are the test lab's (linked, not prepared again). Modules 1 and 5
-run whole in the other runtime in a third lab made the same way (`side_lab_env`;
-tests/other_runtime_notebooks.py).
+and the MCP reference servers are the test lab's (linked, not prepared again). `./lab test
+--other-runtime` runs every notebook whole in the other runtime in a third lab made the same
+way (`side_lab_env`; tests/other_runtime_notebooks.py).
 """
 
 from __future__ import annotations

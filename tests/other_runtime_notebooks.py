@@ -1,131 +1,86 @@
-"""Modules 1 and 5, whole, in the runtime nbval's notebooks do not use, beside the rest of the run.
+"""Every notebook, whole, in the runtime `./lab test` does not use: `./lab test --other-runtime`.
+
+    ./lab test --other-runtime [pytest options]   (python -m tests.other_runtime_notebooks)
 
 `./lab test` runs every notebook top to bottom under nbval in the default runtime (Podman
-wherever it works). Modules 2-4 only use a running server and run whole again against a
-local-process room server (tests/integration/test_room_join.py). Modules 1 and 5 drive the
-runtime themselves (start, logs, stop; module 5's tuning starts fresh servers), so they run
-whole a second time here, under nbval, in the other runtime: in a lab of their own (the test
-lab's home + "-other-runtime", ports + 300), so they clash with nothing else.
+wherever it works) and covers the other runtime in part: each module's main steps in
+JupyterLab in a real browser against local processes (tests/browser), modules 2-4's core paths
+against a local-process room server (tests/integration/test_room_join.py), `./lab start` and
+the server lifecycle in both runtimes. This runs every notebook whole once more under
+nbval in the other runtime, in a lab of its own (the test lab's home + "-other-runtime", ports
++ 300: it clashes with nothing). On two cores it costs about as much as the notebooks' part of
+the suite, and run beside the suite it slowed every test it overlapped (one run: the suite took
+over 36 min instead of 25), so it is a run of its own after the suite; `.ci/run` runs both.
 
-That run is a pytest process of its own, started in the background when the tests are
-collected (the root conftest.py), so it overlaps the unit and integration tests, whose server
-starts leave a core idle much of the time; the `other_runtime_notebooks` fixture waits for it
-and reads its JUnit report, one test per notebook
-(tests/integration/test_whole_notebooks_in_the_other_runtime.py). The process ends its own
-servers when it ends, as any test session does.
+Its JUnit report is `whole-notebooks.xml` in that lab's home (benchmarks/test_run.py reads it).
+Where the other runtime is local processes, it also checks that the chat server really ran as
+one (a local server writes its log in the lab's home).
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+import time
 from pathlib import Path
-
-import pytest
 
 from lab_helpers.paths import REPO_ROOT
 from tests.local_runtime_lab import default_runtime, side_lab_env
 
-NOTEBOOKS = ("01_deploy_and_chat.ipynb", "05_benchmark.ipynb")
-FIXTURE = "other_runtime_notebooks"
-"""The fixture whose use (by a collected test) starts the background run."""
-TIMEOUT_S = 2400
-RUN = pytest.StashKey["Run"]()
-
-
-@dataclass
-class Cell:
-    notebook: str
-    name: str  # nbval's item name: "Cell 12"
-    outcome: str  # "passed", "failed", "error" or "skipped"
-    message: str
-
-
-@dataclass
-class Run:
-    """The background nbval run: its process, environment and report files."""
-
-    runtime: str | None  # None: there is no other runtime here
-    why: str
-    env: dict[str, str]
-    proc: subprocess.Popen | None = None
-
-    @property
-    def home(self) -> Path:
-        return Path(self.env["VLLM_LAB_HOME"])
-
-    @property
-    def report(self) -> Path:
-        return self.home / "whole-notebooks.xml"
-
-    @property
-    def log(self) -> Path:
-        return self.home / "whole-notebooks.log"
-
-    def wait(self) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout=TIMEOUT_S)
-
-    def seconds(self) -> float:
-        """How long the run's tests took (its report's own figure)."""
-        return float(ET.parse(self.report).getroot().iter("testsuite").__next__().get("time"))
-
-    def cells(self) -> list[Cell]:
-        """Every notebook cell nbval ran, from the JUnit report."""
-        cells = []
-        for case in ET.parse(self.report).getroot().iter("testcase"):
-            where = case.get("classname", "")  # "notebooks.01_deploy_and_chat.ipynb"
-            notebook = next((n for n in NOTEBOOKS if n.removesuffix(".ipynb") in where), where)
-            outcome, message = "passed", ""
-            for kind in ("failure", "error", "skipped"):
-                found = case.find(kind)
-                if found is not None:
-                    outcome = "failed" if kind == "failure" else kind
-                    message = (found.get("message") or "") + "\n" + (found.text or "")
-                    break
-            cells.append(Cell(notebook, case.get("name", ""), outcome, message.strip()))
-        return cells
+NOTEBOOKS_DIR = "notebooks"
+REPORT = "whole-notebooks.xml"
 
 
 def other_runtime() -> tuple[str | None, str]:
     """(runtime, why): the runtime nbval's notebooks do not use, or None and why there is
     none (Podman is the other runtime only where it works and the lab image is built)."""
     if default_runtime() == "podman":
-        return "local", "nbval's notebooks run in Podman"
+        return "local", "./lab test runs the notebooks in Podman"
     from lab_helpers.server.config import chat_server
     from lab_helpers.server.podman_cli import image_exists, podman_status
 
     usable, reason = podman_status()
     if not usable:
-        return None, f"nbval's notebooks run as local processes and Podman is not usable " \
-                     f"({reason}): there is no other runtime"
+        return None, ("./lab test runs the notebooks as local processes and Podman is not "
+                      f"usable ({reason}): there is no other runtime here")
     image = chat_server("cpu").image
     if not image_exists(image):
-        return None, (f"nbval's notebooks run as local processes; Podman works but {image} "
-                      "is not built: run `vllm-lab build-image` (./lab test does)")
-    return "podman", "nbval's notebooks run as local processes"
+        return None, (f"./lab test runs the notebooks as local processes; Podman works but "
+                      f"{image} is not built: run `vllm-lab build-image` (./lab test does)")
+    return "podman", "./lab test runs the notebooks as local processes"
 
 
-def start() -> Run:
-    """Start the background nbval run of NOTEBOOKS in the other runtime's own lab."""
+def lab_cli(env: dict[str, str], *args: str) -> None:
+    """`vllm-lab <args>` in the side lab; raises if it fails."""
+    subprocess.run([sys.executable, "-m", "lab_helpers.cli", *args], env=env, check=True,
+                   stdin=subprocess.DEVNULL)
+
+
+def main(pytest_args: list[str]) -> int:
     runtime, why = other_runtime()
-    env = side_lab_env("-other-runtime", 300, runtime or "local")
-    run = Run(runtime, why, env)
     if runtime is None:
-        return run
-    run.report.unlink(missing_ok=True)
-    with run.log.open("wb") as log:
-        # The bundled models first, as `./lab start` does before a learner's module 1 (the
-        # test lab prepares them on first use, maybe later than module 1's doctor cell runs
-        # here); a model the test session is preparing meanwhile is waited for on its lock.
-        # `exec`: an interrupt at the session's end reaches pytest itself.
-        run.proc = subprocess.Popen(
-            ["sh", "-c", '"$0" -m lab_helpers.cli prepare-models && exec "$0" -m pytest "$@"',
-             sys.executable, "--nbval-lax", "--nbval-cell-timeout=900",
-             *(f"notebooks/{n}" for n in NOTEBOOKS), "-p", "no:cacheprovider", "-q",
-             f"--junitxml={run.report}"],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
-    return run
+        print(f"nothing to run: {why}")
+        return 0
+    env = side_lab_env("-other-runtime", 300, runtime)
+    home = Path(env["VLLM_LAB_HOME"])
+    print(f"running every notebook in the {runtime} runtime ({why}), in the lab {home}",
+          flush=True)
+    lab_cli(env, "down", "--stale")  # what a killed run left behind
+    # The bundled models, as `./lab start` prepares them before a learner's module 1.
+    lab_cli(env, "prepare-models")
+    began = time.time()
+    code = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-cell-timeout=900",
+         NOTEBOOKS_DIR, "-p", "no:cacheprovider", f"--junitxml={home / REPORT}", *pytest_args],
+        cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL).returncode
+    if code == 0 and runtime == "local":
+        chat_log = home / "logs" / "chat.log"
+        if not (chat_log.exists() and chat_log.stat().st_mtime >= began):
+            print(f"FAILED: the notebooks passed but {chat_log} was not written: their chat "
+                  "server did not run as a local process")
+            return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

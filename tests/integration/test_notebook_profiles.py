@@ -1,8 +1,8 @@
 """Module 1 under the other profile.
 
 With PROFILE = "gpu" on a machine without a GPU, module 1 must stop at the cell that chooses
-the profile, with the lab's error and its fix. (Under the other runtime, module 1 runs whole:
-tests/integration/test_whole_notebooks_in_the_other_runtime.py.)
+the profile, with the lab's error and its fix. (Under the other runtime, module 1 runs whole
+in `./lab test --other-runtime`: tests/other_runtime_notebooks.py.)
 """
 
 from __future__ import annotations

@@ -50,7 +50,9 @@ def test_readme_has_exactly_two_commands_and_ci_runs_the_test_one():
     commands = _readme_commands()
     assert commands == ["./lab start", "./lab test"]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^exec \./lab test\b", ci, re.M)
+    runs = re.findall(r"^(?:exec )?(\./lab .*?) </dev/null$", ci, re.M)
+    # The README's test command, then the notebooks in the other runtime.
+    assert runs == ["./lab test", "./lab test --other-runtime"], runs
 
 
 def test_notebooks_are_committed_without_outputs():

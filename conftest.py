@@ -116,18 +116,19 @@ def _end_early_starts(session) -> None:
 
 
 def pytest_runtest_setup(item) -> None:
-    """Before the first notebook: the local-runtime test lab's servers are stopped (the tests
-    that use it, integration and browser, come first; the memory is the notebooks')."""
-    from tests.local_runtime_lab import LOCAL_LAB_IN_USE, stop_servers
+    """Before the first notebook: the side labs' servers are stopped (the tests that use them,
+    integration and browser, come first; the memory is the notebooks')."""
+    from tests.side_labs import SIDE_LABS_IN_USE, stop_servers
 
-    env = item.config.stash.get(LOCAL_LAB_IN_USE, None)
-    if env is not None and item.nodeid.startswith("notebooks/"):
-        del item.config.stash[LOCAL_LAB_IN_USE]
-        stop_servers(env)
+    envs = item.config.stash.get(SIDE_LABS_IN_USE, [])
+    if envs and item.nodeid.startswith("notebooks/"):
+        del item.config.stash[SIDE_LABS_IN_USE]
+        for env in envs:
+            stop_servers(env)
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
-    from tests.local_runtime_lab import keep_servers
+    from tests.side_labs import keep_servers
 
     _end_early_starts(session)
     if keep_servers():

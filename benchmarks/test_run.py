@@ -13,7 +13,7 @@ It writes benchmarks/results/test_run.json: when, which commit, the machine; the
 (until `./lab` says it runs the suite) and the suite's (pytest's own figure), its counts, the
 minutes of each part (unit, integration, notebooks, browser: the JUnit report's test times,
 setup and teardown included), the slowest files; the other-runtime run's time, counts and
-seconds per notebook; and the quick run's time and counts. The
+seconds per file; and the quick run's time and counts. The
 README and docs/ENGINEERING.md quote it (tests/unit/test_cited_results.py checks them). The
 whole log stays in the temporary folder (its path is in the report).
 """
@@ -38,7 +38,7 @@ from lab_helpers.paths import REPO_ROOT
 
 SUITE_STARTS = "running the test suite"  # what ./lab prints when the setup is done
 SUMMARY = re.compile(r"^=+ (?P<counts>.*?) in (?P<seconds>[\d.]+)s")
-# `./lab test --other-runtime`'s JUnit report (tests/other_runtime_notebooks.py), in its lab.
+# `./lab test --other-runtime`'s JUnit report (tests/other_runtime_run.py), in its lab.
 OTHER_RUNTIME_REPORT = (Path.home() / ".cache" / "vllm-lab-test-other-runtime"
                         / "whole-notebooks.xml")
 TARGET_TESTS_MIN = 25.0  # issue 18: the suite (after setup) under 25 minutes on this machine
@@ -146,10 +146,11 @@ def measure(quick: bool, other_runtime: bool) -> dict[str, Any]:
         summary = pytest_summary(lines)
         report["other_runtime"] = {
             "command": "./lab test --other-runtime: every notebook whole in the runtime the "
-                       "suite's notebooks do not use (tests/other_runtime_notebooks.py)",
+                       "suite's notebooks do not use, and the browser tests in the one the "
+                       "suite's browser tests do not use (tests/other_runtime_run.py)",
             "exit_code": code, "wall_s": round(wall, 1), "tests_s": summary["seconds"],
             "counts": summary["counts"],
-            "seconds_by_notebook": (junit_figures(OTHER_RUNTIME_REPORT)["slowest_files_s"]
+            "seconds_by_file": (junit_figures(OTHER_RUNTIME_REPORT)["slowest_files_s"]
                                     if OTHER_RUNTIME_REPORT.exists() else {})}
     if quick:
         print("running ./lab test --quick", flush=True)

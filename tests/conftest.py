@@ -8,22 +8,37 @@ from pathlib import Path
 
 import pytest
 
-from tests.local_runtime_lab import LOCAL_LAB_IN_USE, local_runtime_env, stop_servers
+from tests.side_labs import (
+    SIDE_LABS_IN_USE,
+    local_runtime_env,
+    podman_runtime_env,
+    stop_servers,
+)
+
+
+def _side_lab(request, env: dict[str, str]) -> Iterator[dict[str, str]]:
+    request.config.stash.setdefault(SIDE_LABS_IN_USE, []).append(env)
+    yield env
+    stop_servers(env)
 
 
 @pytest.fixture(scope="session")
 def local_runtime_lab(request) -> Iterator[dict[str, str]]:
-    """The environment of the local-runtime lab (tests/local_runtime_lab.py).
+    """The environment of the local-runtime lab (tests/side_labs.py).
 
     `./lab start` is tested in it (its background start of the chat server), and the browser
-    tests, which come later, find that server warm as a learner would. Its servers are stopped
-    before the first notebook runs (the root conftest.py: their memory is module 5's) or at the
-    end of the session.
+    tests, which come later, find that server warm as a learner would (where nbval's notebooks
+    use Podman). Its servers are stopped before the first notebook runs (the root
+    conftest.py: their memory is module 5's) or at the end of the session.
     """
-    env = local_runtime_env()
-    request.config.stash[LOCAL_LAB_IN_USE] = env
-    yield env
-    stop_servers(env)
+    yield from _side_lab(request, local_runtime_env())
+
+
+@pytest.fixture(scope="session")
+def podman_runtime_lab(request) -> Iterator[dict[str, str]]:
+    """The environment of the Podman-runtime lab (tests/side_labs.py): the browser tests'
+    where nbval's notebooks run as local processes. Stopped like the local-runtime lab."""
+    yield from _side_lab(request, podman_runtime_env())
 
 
 @pytest.fixture

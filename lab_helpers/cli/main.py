@@ -150,7 +150,7 @@ def _cmd_workspace(args: argparse.Namespace) -> int:
 
 
 def _cmd_warm(args: argparse.Namespace) -> int:
-    from ..server.profiles import lab_profile
+    from ..server.lab_settings import lab_profile
     from .start import warm_start
 
     joined = joined_line()
@@ -161,14 +161,17 @@ def _cmd_warm(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_profile(args: argparse.Namespace) -> int:
-    from ..server.profiles import profile_and_source, save_profile
+def _cmd_settings(args: argparse.Namespace) -> int:
+    """`vllm-lab settings [--profile P] [--runtime R] [--model M]`, and `vllm-lab profile [P]`:
+    save what is given (all checked first), then print the three settings."""
+    from ..server.lab_settings import lab_settings, save_settings
 
-    if args.profile:
-        print(f"profile {args.profile} saved in {save_profile(args.profile)}: every module "
-              "uses it from its next run")
-    profile, source = profile_and_source()
-    print(f"profile: {profile} (from {source})")
+    given = {key: getattr(args, key, None) for key in ("profile", "runtime", "model")}
+    if any(value is not None for value in given.values()):
+        path = save_settings(**given)
+        saved = ", ".join(f"{key} {value}" for key, value in given.items() if value is not None)
+        print(f"{saved} saved in {path}: every module uses it from its next run")
+    print(lab_settings())
     print(joined_line() or "room: none (this lab runs its own servers; `vllm-lab join` joins "
                            "a room)")
     return 0
@@ -272,10 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
                                     "one is there (./lab start does this)")
     p.add_argument("--profile", choices=["cpu", "gpu"], help="default: the lab's profile")
     p.set_defaults(func=_cmd_warm)
-    p = sub.add_parser("profile", help="the profile every module uses (cpu or gpu): print it, "
-                                       "or set it")
+    p = sub.add_parser("settings", help="the profile, runtime and chat model every module "
+                                        "uses: print them, or set any of them")
+    p.add_argument("--profile", choices=["cpu", "gpu"])
+    p.add_argument("--runtime", choices=["auto", "podman", "local"],
+                   help="auto: Podman where it works, else a local process")
+    p.add_argument("--model", help="a model of the lab's catalog (module 1, section 2), or "
+                                   "'default': the profile's own")
+    p.set_defaults(func=_cmd_settings)
+    p = sub.add_parser("profile", help="the profile every module uses (cpu or gpu): print the "
+                                       "settings, or set the profile")
     p.add_argument("profile", nargs="?", choices=["cpu", "gpu"])
-    p.set_defaults(func=_cmd_profile)
+    p.set_defaults(func=_cmd_settings)
     _add_mcp_commands(sub)
     add_room_commands(sub)
     add_join_command(sub)

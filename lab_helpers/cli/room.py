@@ -62,7 +62,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     from ..bench.room import room_capacity
     from ..errors import LabError
     from ..server.config import chat_server
-    from ..server.profiles import lab_profile
+    from ..server.lab_settings import lab_profile
     from ..server.room import ensure_attendees, set_allow_benchmarks
     from ..server.room_settings import LEAVE_FIX, joined_room
 
@@ -158,7 +158,7 @@ def _cmd_down(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from ..errors import LabError
     from ..server.config import chat_server
-    from ..server.profiles import lab_profile
+    from ..server.lab_settings import lab_profile
     from ..server.room_kube import export_room
 
     try:

@@ -13,8 +13,9 @@ Servers outlive the notebook kernel on purpose: module 2 reuses the server modul
 `vllm-lab down --all` (or `server.stop_all()`) stops them; a `with server.start(cfg) as srv:`
 block stops its server on exit.
 
-What the package holds: the configuration (`config`: ServerConfig and the profiles; `profiles`: the
-lab's one switch between them; `catalog`: the models the lab knows), a running server (`handle`:
+What the package holds: the configuration (`config`: ServerConfig and the profiles;
+`lab_settings`: the lab's one switch, profile, runtime and model; `catalog`: the models the lab
+knows), a running server (`handle`:
 ServerInfo and the Server handle), the lifecycle (`base`, `checks`, `keys`, `keyguard`, `local`,
 `podman`, `gpu`), what a running server reports (`settings_table`), and what packages it for
 elsewhere (`image` with `base_image`, `pip_settings` and `podman_cli`; `kube`).
@@ -23,13 +24,13 @@ May import: `models`, `errors`, `paths` (never the clients built on it: chat, to
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 from ..errors import ServerNameInUse, ServerNotFound
 from .base import Runtime, available_runtimes, free_port, port_is_free
 from .config import COMPILE_IMAGE, ServerConfig
 from .handle import Server, ServerInfo, check_health
+from .lab_settings import lab_runtime
 from .local import LocalRuntime
 from .podman import PodmanRuntime
 from .podman_cli import image_exists, podman_status
@@ -49,7 +50,8 @@ __all__ = [
 def choose_runtime(config: ServerConfig | None = None) -> tuple[str, str]:
     """(kind, why). Podman wherever it works and the image is there; else a local process.
 
-    VLLM_LAB_RUNTIME=podman|local overrides the choice. In a lab that has joined a room
+    The lab's runtime setting (`vllm-lab settings --runtime`, or VLLM_LAB_RUNTIME:
+    lab_settings.py) overrides the choice. In a lab that has joined a room
     (`vllm-lab join`), the room's server name ("chat") is the room's: kind "room".
     """
     room = joined_room() if config is not None else None
@@ -60,9 +62,10 @@ def choose_runtime(config: ServerConfig | None = None) -> tuple[str, str]:
 
 def _own_runtime(config: ServerConfig | None) -> tuple[str, str]:
     """choose_runtime for a server this machine runs itself."""
-    forced = os.environ.get("VLLM_LAB_RUNTIME", "").strip().lower()
-    if forced in ("podman", "local"):
-        return forced, f"VLLM_LAB_RUNTIME={forced}"
+    forced, where = lab_runtime()
+    if forced != "auto":
+        return forced, (f"{where}={forced}" if where == "VLLM_LAB_RUNTIME"
+                        else f"runtime {forced} in the lab's settings ({where})")
     ok, reason = podman_status()
     if not ok:
         return "local", f"Podman is not usable ({reason})"

@@ -26,6 +26,7 @@ from ..models import CHAT_MODEL, EMBEDDING_MODEL, bundled_model
 from ..paths import container_name, port_base
 from .catalog import chat_config
 from .keyguard import LAUNCHER_REVISION
+from .lab_settings import lab_model
 
 Device = Literal["cpu", "gpu"]
 Runner = Literal["generate", "pooling"]
@@ -264,6 +265,8 @@ def chat_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
     image, pulled from the hub (needs internet and an NVIDIA GPU with CDI).
     `model=` picks another model of `lab_helpers.catalog` with its tool parser, template and
     context length; a model outside it needs `tool_call_parser=` by hand (UnknownModel).
+    Without `model=`, the model the lab's settings hold for this profile (`vllm-lab settings
+    --model`; lab_settings.py), else the profile's own.
     """
     if profile == "cpu":
         model, context = bundled_model(CHAT_MODEL)
@@ -296,6 +299,8 @@ def chat_server(profile: Device = "cpu", **overrides: object) -> ServerConfig:
     else:
         raise ValueError(f"Unknown profile {profile!r}: choose 'cpu' or 'gpu'")
     model = overrides.pop("model", None)
+    if model is None:
+        model = lab_model(profile)  # the lab's settings (vllm-lab settings --model)
     if profile == "gpu" and model is None:
         model = GPU_CHAT_MODEL
     if model is not None and (profile == "gpu" or model != base.model):

@@ -1,7 +1,8 @@
 """The room this lab has joined, as the lab's settings record it (the attendee's side).
 
 `vllm-lab join` records the room in the lab's one settings file (`settings.json`, beside the
-profile: profiles.py) and the attendee's key in its own file, `<lab home>/room.key` (0600):
+profile, runtime and model: lab_settings.py) and the attendee's key in its own file,
+`<lab home>/room.key` (0600):
 
     {"profile": "cpu",
      "room": {"url": "http://10.0.0.5:8000", "attendee": "alice", "server": "chat",
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 
 from ..errors import LabError
 from ..paths import lab_home, replace_file
-from .profiles import read_settings, write_settings
+from .lab_settings import read_settings, write_settings
 
 ROOM_SERVER = "chat"
 KEY_NAME = "room.key"

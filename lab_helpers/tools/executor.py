@@ -26,8 +26,8 @@ Every registry runs guarded: `ToolExecutor` guards an unguarded one with a gate 
 (reads auto-approved, writes ask `decide`), so each function refuses to run without the gate's
 grant for exactly its call, and every decision and run lands in the audit log. The default,
 `ask_in_notebook`, asks with `input()` (a text box in JupyterLab); where nobody can answer
-(nbval, a script without a terminal) it denies, so a write never happens by accident. Every
-execution is logged in `executor.log`.
+(an unattended run, a script without a terminal) it denies, so a write never happens by
+accident. Every execution is logged in `executor.log`.
 """
 
 from __future__ import annotations

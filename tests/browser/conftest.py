@@ -1,11 +1,12 @@
 """Browser fixtures: one JupyterLab and one Chromium for all the browser tests, stopped after them.
 
-JupyterLab runs in the runtime nbval's notebooks do not use: where the test lab's servers and
-the notebooks under nbval run in Podman, the browser tests run in the local-runtime lab
-(tests/local_runtime_lab.py), so modules 1-5 in the browser use local-process servers (module
-1's start cell finds the chat server `./lab start` started there in the integration tests, if
-they ran; the other modules reuse it) and every full run shows the notebooks under both
-runtimes. Without Podman both are local processes.
+JupyterLab runs in the runtime nbval's notebooks of the same run do not use (tests/side_labs.py):
+in `./lab test`, where the notebooks run in Podman, its kernels use the local-runtime lab, so
+modules 1-5 in the browser use local-process servers (module 1's start cell finds the chat
+server `./lab start` started there in the integration tests, if they ran; the other modules
+reuse it); in `./lab test --other-runtime`, where the notebooks run as local processes, they
+use the Podman-runtime lab. So the notebooks and the browser each run under both runtimes.
+Without Podman both are local processes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from lab_helpers.server import free_port
-from tests.local_runtime_lab import default_runtime
+from tests.side_labs import other_runtime
 
 from .harness import (
     CHROMIUM,
@@ -35,9 +36,9 @@ def jupyterlab(request, tmp_path_factory):
     work = tmp_path_factory.mktemp("jupyterlab")
     root = work / "notebooks"
     shutil.copytree(NOTEBOOKS, root)
-    other = (request.getfixturevalue("local_runtime_lab") if default_runtime() == "podman"
-             else None)
-    lab = start_jupyterlab(root, work, free_port(), other)
+    runtime, _why = other_runtime()
+    lab_env = None if runtime is None else request.getfixturevalue(f"{runtime}_runtime_lab")
+    lab = start_jupyterlab(root, work, free_port(), lab_env)
     yield lab
     stop_jupyterlab(lab)
 

@@ -18,7 +18,7 @@ import pytest
 from lab_helpers import server
 from lab_helpers.paths import port_base
 from lab_helpers.server.config import chat_server
-from tests.local_runtime_lab import keep_servers
+from tests.side_labs import keep_servers
 
 
 @pytest.fixture(scope="package")

@@ -2,7 +2,7 @@
 
 With PROFILE = "gpu" on a machine without a GPU, module 1 must stop at the cell that chooses
 the profile, with the lab's error and its fix. (Under the other runtime, module 1 runs whole
-in `./lab test --other-runtime`: tests/other_runtime_notebooks.py.)
+in `./lab test --other-runtime`: tests/other_runtime_run.py.)
 """
 
 from __future__ import annotations

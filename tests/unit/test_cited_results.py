@@ -303,10 +303,11 @@ QUOTED = [
      f"{n} tests, all passed, in {int(s // 60)} min {int(s % 60)} s after {setup / 60:.1f} min "
      f"of setup (integration {i}, notebooks {nb}, browser {b}, unit {u} min; target <= "
      f"{target:.0f} min); quick tier {quick:.0f} s."),
-    (ENG, "test_run.json", "slowest_files_s/*",
-     lambda nb5, join, trust, tuned, nb1, nb3, *_:
-     f"module 5's notebook {nb5} s, modules 2-4 in a lab joined to a room {join} s, "
-     f"test_server_trust {trust} s"),
+    ("README.md", "test_run.json", ("other_runtime/counts/passed", "other_runtime/tests_s"),
+     lambda n, s: f"{n} tests in {int(s // 60)} min {int(s % 60)} s more"),
+    (ENG, "test_run.json", ("other_runtime/counts/passed", "other_runtime/wall_s"),
+     lambda n, s: f"`./lab test --other-runtime` then passed {n} tests in {int(s // 60)} min "
+                  f"{int(s % 60)} s"),
     # core_path.json
     ("README.md", "core_path.json", "modules/*/reading_min",
      lambda *m: f"reading {sum(m):.0f} minutes"),
@@ -356,6 +357,8 @@ def test_the_test_run_quoted_passed_and_the_readmes_first_setup_is_the_docs():
     run = json.loads((RESULTS / "test_run.json").read_text())
     assert run["exit_code"] == 0 and set(run["counts"]) <= {"passed", "warnings"}
     assert run["quick"]["exit_code"] == 0
+    other = run["other_runtime"]
+    assert other["exit_code"] == 0 and set(other["counts"]) <= {"passed", "warnings"}
     first = re.search(r"The first run took (\d+ min \d+ s)", " ".join(TEXTS["README.md"].split()))
     assert first and f"took {first.group(1)}" in " ".join(TEXTS[ENG].split())
 
@@ -369,3 +372,12 @@ def test_module_3s_reading_of_the_worked_examples_is_the_results_file():
         for rate in ("right_tool", "args_match"):
             assert quality[with_examples][rate] <= quality[without][rate], (with_examples, rate)
     assert "the worked examples did not help" in TEXTS["03_tool_calling.ipynb"].replace("\n", " ")
+
+
+def test_the_largest_parts_quoted_are_the_test_runs():
+    """docs/ENGINEERING.md names the three slowest files of the quoted run, with their
+    seconds, in the results file's order."""
+    run = json.loads((RESULTS / "test_run.json").read_text())
+    top = list(run["slowest_files_s"].items())[:3]
+    quoted = "The largest parts: " + ", ".join(f"{Path(f).name} {s} s" for f, s in top)
+    assert quoted in " ".join(TEXTS[ENG].split())

@@ -10,7 +10,7 @@ from lab_helpers.errors import LabError
 from lab_helpers.paths import shipped_notebooks_dir
 from lab_helpers.server.config import GPU_IMAGE
 from lab_helpers.server.gpu import gpu_status
-from lab_helpers.server.profiles import lab_profile, profile_and_source, save_profile
+from lab_helpers.server.lab_settings import lab_profile
 
 
 def test_up_dry_run_prints_the_gpu_command(capsys):
@@ -98,34 +98,7 @@ def test_workspace_reset_of_an_unknown_module_names_the_modules(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-# -- the lab's one settings switch ------------------------------------------------------------
-
-
-def test_profile_is_cpu_until_set_and_the_variable_wins(capsys, lab_home, monkeypatch):
-    monkeypatch.delenv("VLLM_LAB_PROFILE", raising=False)
-    assert profile_and_source() == ("cpu", "default")
-    assert main(["profile", "gpu"]) == 0
-    assert "profile: gpu (from" in capsys.readouterr().out
-    assert lab_profile() == "gpu" and (lab_home / "settings.json").exists()
-    monkeypatch.setenv("VLLM_LAB_PROFILE", "cpu")
-    assert profile_and_source() == ("cpu", "VLLM_LAB_PROFILE")
-
-
-def test_an_unknown_profile_is_refused_with_the_fix(lab_home, monkeypatch):
-    monkeypatch.setenv("VLLM_LAB_PROFILE", "tpu")
-    with pytest.raises(LabError, match="Unknown profile 'tpu'"):
-        lab_profile()
-    monkeypatch.delenv("VLLM_LAB_PROFILE")
-    lab_home.mkdir(parents=True, exist_ok=True)
-    (lab_home / "settings.json").write_text('{"profile": "big"}')
-    with pytest.raises(LabError) as info:
-        lab_profile()
-    assert info.value.fix == "./.venv/bin/vllm-lab profile cpu"
-    (lab_home / "settings.json").write_text("not json")
-    with pytest.raises(LabError, match="cannot be read"):
-        lab_profile()
-    with pytest.raises(LabError):
-        save_profile("big")
+# -- the lab's one settings switch (tests/unit/test_lab_settings.py: the settings themselves) --
 
 
 def test_warm_start_with_the_gpu_profile_and_no_gpu_starts_nothing(lab_home, monkeypatch):

@@ -26,7 +26,7 @@ from lab_helpers.errors import LabError, ServerNameInUse
 from lab_helpers.server import room
 from lab_helpers.server.config import ServerConfig
 from lab_helpers.server.keys import read_api_key
-from lab_helpers.server.profiles import lab_profile, save_profile, settings_path
+from lab_helpers.server.lab_settings import lab_profile, save_settings, settings_path
 from lab_helpers.server.room_join import RoomUnavailable, join, parse_join_text, read_join_file
 from lab_helpers.server.room_settings import (
     JoinedRoom,
@@ -102,7 +102,7 @@ def test_what_is_not_a_join_line_says_so(text, expected):
 
 
 def test_joining_records_the_room_beside_the_profile(lab_home):
-    save_profile("cpu")
+    save_settings(profile="cpu")
     joined = JoinedRoom(url="http://127.0.0.1:9", attendee="alice", model="m")
     save_join(joined, KEY + "\n")
     assert joined_room() == joined and lab_profile() == "cpu"
@@ -110,7 +110,7 @@ def test_joining_records_the_room_beside_the_profile(lab_home):
     assert KEY not in settings_path().read_text()  # the key is in its own file only
     assert read_api_key("chat") == KEY  # the room's server is "chat" here
     assert read_api_key("embed") is None
-    save_profile("cpu")  # setting the profile keeps the room
+    save_settings(profile="cpu")  # setting the profile keeps the room
     assert joined_room() == joined
     assert forget_room() == joined
     assert joined_room() is None and not room_key_file().exists()
@@ -218,7 +218,7 @@ def test_module_5_refuses_the_rooms_server_unless_allowed(lab_home):
 
 
 def test_a_broken_room_entry_says_how_to_leave(lab_home):
-    save_profile("cpu")
+    save_settings(profile="cpu")
     settings = json.loads(settings_path().read_text())
     settings["room"] = {"url": "nonsense"}
     settings_path().write_text(json.dumps(settings))

@@ -78,8 +78,8 @@ def deny_all(pending: PendingCall) -> Decision:
 def ask_in_notebook(pending: PendingCall) -> Decision:
     """Ask the person at the notebook: `input()` shows a text box under the running cell.
 
-    Where no one can answer (nbval, a script without a terminal), input() fails and the write
-    is denied, saying so.
+    Where no one can answer (an unattended run, a script without a terminal), input() fails
+    and the write is denied, saying so.
     """
     prompt = (f"The model wants to run {pending.describe()}, which changes the ACME "
               "database. Allow it? [y/N] ")

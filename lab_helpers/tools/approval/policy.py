@@ -94,7 +94,7 @@ DecisionFn = Callable[[PendingApproval], Choice]
 
 def scripted(choices: dict[str, Choice] | Iterable[Choice], default: Choice = "deny"
              ) -> DecisionFn:
-    """A decision function for runs without a person (nbval, tests): by tool name
+    """A decision function for runs without a person (unattended runs, tests): by tool name
     (qualified or plain), or a sequence answered in order, then `default`."""
     if isinstance(choices, dict):
         table = dict(choices)

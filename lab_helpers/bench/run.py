@@ -57,6 +57,11 @@ DATA_PREFETCH = 64
 # GuideLLM spawns up to 10 load-generating processes by default; 2 are plenty on 2 cores.
 MAX_WORKER_PROCESSES = max(1, min(2, os.cpu_count() or 1))
 REQUEST_FORMAT = "/v1/completions"
+# GuideLLM gives a connection 5 s by default. A server started a moment before, on 2 busy
+# cores (module 5 starts fresh servers together), has been measured taking longer to accept
+# the first of 16 connections opened at once: 3 of 32 requests "errored" with ConnectTimeout in
+# one full test run. Slow is a measurement (it shows in the time to first token), not an error.
+CONNECT_TIMEOUT_S = 30.0
 
 
 class BenchError(LabError):
@@ -135,7 +140,8 @@ def scenario(target: Target, load: Load, out_dir: Path) -> Any:
     from guidellm.schemas.benchmark import BenchmarkArgs, BenchmarkScenario
 
     backend: dict[str, Any] = {"kind": "openai_http", "target": target.base_url,
-                               "model": target.model, "request_format": REQUEST_FORMAT}
+                               "model": target.model, "request_format": REQUEST_FORMAT,
+                               "timeout_connect": CONNECT_TIMEOUT_S}
     if target.api_key:
         backend["api_key"] = target.api_key
     spec = BenchmarkArgs(

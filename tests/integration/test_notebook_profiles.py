@@ -26,7 +26,7 @@ def test_gpu_profile_stops_at_the_profile_cell_with_the_fix(tmp_path, monkeypatc
     monkeypatch.setenv("VLLM_LAB_PROFILE", "gpu")
     nb = nbformat.read(MODULE1, as_version=4)
     chosen = [i for i, c in enumerate(nb.cells)
-              if c.source.startswith("PROFILE = lab_profile()")]
+              if "doctor.require_profile(PROFILE)" in c.source]
     assert len(chosen) == 1
     client = NotebookClient(nb, timeout=600, kernel_name="vllm-lab",
                             resources={"metadata": {"path": str(tmp_path)}})

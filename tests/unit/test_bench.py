@@ -73,6 +73,7 @@ def test_loads_become_valid_guidellm_arguments(load, kind, levels, tmp_path):
     assert kinds == {"max_requests", "max_duration", "max_global_error_rate"}
     assert args.backend.api_key.get_secret_value() == "k"
     assert args.backend.request_format == "/v1/completions"
+    assert args.backend.timeout_connect == bench.run.CONNECT_TIMEOUT_S > 5  # GuideLLM's is 5 s
     assert args.data[0].prompt_tokens == load.prompt_tokens
     assert [o.kind for o in args.outputs] == ["json", "csv"]
 

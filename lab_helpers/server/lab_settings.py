@@ -40,6 +40,7 @@ RUNTIMES = ("auto", "podman", "local")
 SETTINGS_FILE = "settings.json"
 SETTINGS_COMMAND = "./.venv/bin/vllm-lab settings"
 DEFAULT_MODEL = "default"  # `--model default`: the profile's own model
+SHOWN = 40  # characters of a refused value an error repeats (it may be anything)
 VARIABLES = {"profile": "VLLM_LAB_PROFILE", "runtime": "VLLM_LAB_RUNTIME",
              "model": "VLLM_LAB_MODEL"}
 DEFAULTS = {"profile": "cpu", "runtime": "auto", "model": None}
@@ -136,7 +137,7 @@ def read_settings() -> dict[str, Any]:
         settings = json.loads(path.read_text())
         if not isinstance(settings, dict):
             raise ValueError("it does not hold a JSON object")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise LabError(f"The lab's settings file {path} cannot be read.", cause=str(exc),
                        fix=f"remove it and set the settings again: rm {path}; "
                        f"{SETTINGS_COMMAND} --profile cpu") from exc
@@ -165,7 +166,7 @@ def _own_model_fix(profile: str, where: str) -> str:
 
 def _checked_profile(value: str, where: str) -> str:
     if value not in PROFILES:
-        raise LabError(f"Unknown profile {value!r} ({where}).",
+        raise LabError(f"Unknown profile {value[:SHOWN]!r} ({where}).",
                        cause=f"the lab's profiles are {', '.join(PROFILES)}",
                        fix=_fix("profile", where, "cpu"))
     return value
@@ -173,7 +174,7 @@ def _checked_profile(value: str, where: str) -> str:
 
 def _checked_runtime(value: str, where: str) -> str:
     if value not in RUNTIMES:
-        raise LabError(f"Unknown runtime {value!r} ({where}).",
+        raise LabError(f"Unknown runtime {value[:SHOWN]!r} ({where}).",
                        cause=f"the lab's runtimes are {', '.join(RUNTIMES)} (auto: Podman "
                        "where it works, else a local process)",
                        fix=_fix("runtime", where, "auto"))
@@ -186,7 +187,7 @@ def _checked_model(value: str | None, profile: str, where: str) -> str | None:
         return None
     entry = find(value)
     if entry is None:
-        raise LabError(f"Unknown model {value!r} ({where}).",
+        raise LabError(f"Unknown model {value[:SHOWN]!r} ({where}).",
                        cause="the lab's settings take a model of its catalog: "
                        + ", ".join(e.key for e in CATALOG),
                        fix=_fix("model", where, DEFAULT_MODEL))

@@ -113,6 +113,16 @@ def test_unknown_values_are_refused_with_a_fix_that_parses(settings_home, monkey
     with pytest.raises(LabError, match="Unknown profile 'tpu'") as info:
         lab_profile()
     assert info.value.fix == "unset VLLM_LAB_PROFILE or set it to cpu"
+    # Whatever a variable or the file holds, the error repeats a short, one-line part of it.
+    monkeypatch.setenv("VLLM_LAB_PROFILE", "x\u2028" * 5000)
+    with pytest.raises(LabError) as info:
+        lab_profile()
+    assert len(info.value.what) < 200 and "\u2028" not in info.value.what
+    monkeypatch.delenv("VLLM_LAB_PROFILE")
+    settings_path().write_text("[" * 100_000 + "]" * 100_000)  # nested past the parser's depth
+    with pytest.raises(LabError, match="cannot be read"):
+        lab_profile()
+    monkeypatch.setenv("VLLM_LAB_PROFILE", "tpu")
     settings_path().write_text("not json")
     monkeypatch.delenv("VLLM_LAB_PROFILE")
     with pytest.raises(LabError, match="cannot be read") as info:

@@ -73,6 +73,14 @@ def test_the_environment_wins_over_the_file(settings_home, monkeypatch):
     assert choose_runtime(chat_server("cpu")) == ("podman", "VLLM_LAB_RUNTIME=podman")
 
 
+def test_the_profile_variable_wins_over_the_saved_profile(settings_home, monkeypatch):
+    save_settings(profile="gpu")
+    monkeypatch.setenv("VLLM_LAB_PROFILE", "cpu")
+    settings = lab_settings()
+    assert (settings.profile, settings.sources["profile"]) == ("cpu", "VLLM_LAB_PROFILE")
+    assert chat_server(lab_profile()).model_name == "smollm2-135m-instruct"
+
+
 def test_default_goes_back_to_the_profiles_own_model(settings_home):
     save_settings(profile="gpu", model=BIG)
     save_settings(model="default")
